@@ -1,0 +1,36 @@
+# The only entry points a newcomer needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test lint typecheck pytest bench bench-quick clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check embedkit tests benchmarks
+	$(BIN)/ruff format --check embedkit tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	@mkdir -p benchmarks/results
+	$(BIN)/python benchmarks/core.py --json benchmarks/results/core.json
+
+bench-quick: $(STAMP)
+	@mkdir -p benchmarks/results
+	$(BIN)/python benchmarks/core.py --quick --json benchmarks/results/core-quick.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
