@@ -1,0 +1,55 @@
+"""embedkit: embedded analytics for SaaS apps.
+
+Register tenant-scoped datasets, define metrics once, and query them as a
+verified principal; every read is scoped to that principal's rows.
+"""
+
+from embedkit.dataset import SQL, Dataset
+from embedkit.errors import (
+    AccessDenied,
+    DataLoadError,
+    EmbedKitError,
+    ExecutionError,
+    ModelError,
+    Problem,
+    QueryError,
+    UnknownMemberError,
+)
+from embedkit.kit import EmbedKit
+from embedkit.query.json import QUERY_JSON_SCHEMA
+from embedkit.query.spec import And, Filter, Or, Query, Time
+from embedkit.result import QueryResult
+from embedkit.security.rules import ColumnRule, Principal, RowRule
+from embedkit.semantic.members import Dimension, Join, Measure, Segment, TimeDimension
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "QUERY_JSON_SCHEMA",
+    "SQL",
+    "AccessDenied",
+    "And",
+    "ColumnRule",
+    "DataLoadError",
+    "Dataset",
+    "Dimension",
+    "EmbedKit",
+    "EmbedKitError",
+    "ExecutionError",
+    "Filter",
+    "Join",
+    "Measure",
+    "ModelError",
+    "Or",
+    "Principal",
+    "Problem",
+    "Query",
+    "QueryError",
+    "QueryResult",
+    "RowRule",
+    "Segment",
+    "Time",
+    "TimeDimension",
+    "UnknownMemberError",
+    "__version__",
+]

@@ -1,0 +1,111 @@
+"""Datasets: named, owned, tenant-scoped sources of rows (data products).
+
+A :class:`Dataset` is a definition only. Registering it with an
+:class:`~embedkit.EmbedKit` loads its rows into DuckDB, sorted by tenant key and
+then time, and checks every member against the stored schema.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from embedkit.security.rules import ColumnRule, RowRule
+from embedkit.semantic.members import Dimension, Join, Measure, Segment, TimeDimension
+
+__all__ = ["SQL", "Dataset", "FileFormat", "Source"]
+
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class SQL:
+    """A dataset defined as a SQL query over other registered datasets.
+
+    The query is written by the app developer, parsed with sqlglot and may read
+    only registered datasets (by name). It is materialised when registered.
+    """
+
+    query: str
+
+
+FileFormat = str  # "parquet" | "csv" | "ndjson"
+
+#: What a dataset can be built from: a path or glob (Parquet, CSV, NDJSON), a
+#: pyarrow Table, a Polars DataFrame or LazyFrame, or :class:`SQL` over other datasets.
+Source = Any
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A named source of rows with its tenant key, semantic members and rules.
+
+    Args:
+        name: identifier used in member names (``orders.revenue``).
+        source: a path or glob (``.parquet``, ``.csv``, ``.ndjson``/``.jsonl``), a
+            ``pyarrow.Table``, a ``polars.DataFrame``/``LazyFrame``, or :class:`SQL`.
+        tenant_key: the column holding the tenant id. Required unless ``public=True``.
+        public: say so explicitly for data every tenant may read (a calendar,
+            a product catalogue shared by all).
+        primary_key: column or columns that identify a row.
+        time: the main time column; it becomes a time dimension and rows are
+            clustered by it after the tenant key.
+        format: file format when the extension does not tell.
+    """
+
+    name: str
+    source: Source
+    tenant_key: str | None = None
+    public: bool = False
+    primary_key: str | Sequence[str] | None = None
+    time: str | None = None
+    description: str = ""
+    owner: str = ""
+    dimensions: Sequence[Dimension] = ()
+    time_dimensions: Sequence[TimeDimension] = ()
+    measures: Sequence[Measure] = ()
+    segments: Sequence[Segment] = ()
+    joins: Sequence[Join] = ()
+    row_rules: Sequence[RowRule] = ()
+    column_rules: Sequence[ColumnRule] = ()
+    format: FileFormat | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def primary_key_columns(self) -> tuple[str, ...]:
+        if self.primary_key is None:
+            return ()
+        if isinstance(self.primary_key, str):
+            return (self.primary_key,)
+        return tuple(self.primary_key)
+
+    def all_time_dimensions(self) -> tuple[TimeDimension, ...]:
+        """Declared time dimensions, plus one for ``time`` if it is not declared."""
+        declared = tuple(self.time_dimensions)
+        if self.time and all(td.name != self.time for td in declared):
+            return (TimeDimension(self.time), *declared)
+        return declared
+
+
+def file_format(dataset: Dataset) -> FileFormat | None:
+    """The file format of a path source, from ``format`` or the file extension."""
+    if dataset.format:
+        return dataset.format
+    if not isinstance(dataset.source, str | Path):
+        return None
+    suffix = str(dataset.source).lower()
+    for ext, fmt in (
+        (".parquet", "parquet"),
+        (".pq", "parquet"),
+        (".csv", "csv"),
+        (".tsv", "csv"),
+        (".ndjson", "ndjson"),
+        (".jsonl", "ndjson"),
+        (".json", "ndjson"),
+    ):
+        if suffix.endswith(ext):
+            return fmt
+    return None

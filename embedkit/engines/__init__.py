@@ -1,0 +1,1 @@
+"""Engines that run compiled, scoped queries: DuckDB (the store) and Polars."""

@@ -1,0 +1,218 @@
+"""The DuckDB store and engine: holds every dataset, runs compiled queries.
+
+Rows are stored sorted by tenant key, then time, so DuckDB's row-group zone
+maps let a tenant's query skip every other tenant's row groups. The database
+runs sandboxed from the first moment: external access is off and the
+configuration is locked, so no query can read or write a file. Sources on disk
+are read by Polars and handed to DuckDB as Arrow.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+from embedkit.compile import CompiledQuery
+from embedkit.dataset import SQL, Dataset, file_format
+from embedkit.errors import DataLoadError, ExecutionError
+
+__all__ = ["DuckDBStore"]
+
+_LOAD_VIEW = "__embedkit_load"
+
+
+class DuckDBStore:
+    """One DuckDB database holding every registered dataset.
+
+    Args:
+        database: ``":memory:"`` (default) or a file path.
+        memory_limit: DuckDB's memory limit, e.g. ``"2GB"``; spills to disk past it.
+        threads: DuckDB worker threads (default: DuckDB's choice, one per core).
+    """
+
+    def __init__(self, database: str | Path = ":memory:", *, memory_limit: str | None = None,
+                 threads: int | None = None) -> None:
+        config: dict[str, Any] = {"enable_external_access": False}
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        if threads:
+            config["threads"] = threads
+        try:
+            self._con = duckdb.connect(str(database), config=config)
+            self._con.execute("SET TimeZone = 'UTC'")
+            self._con.execute("SET lock_configuration = true")
+        except duckdb.Error as err:
+            raise DataLoadError(f"cannot open DuckDB database {str(database)!r}: {err}") from None
+        self._lock = threading.RLock()
+        self._columns: dict[str, dict[str, str]] = {}
+        self.versions: dict[str, int] = {}
+
+    # -- loading -------------------------------------------------------------------
+
+    def load(self, dataset: Dataset) -> None:
+        """Read ``dataset``'s source and store it clustered by tenant key, then time."""
+        name = dataset.name
+        with self._lock:
+            if name in self._columns:
+                raise DataLoadError(f"dataset '{name}' is already registered")
+            order = [c for c in (dataset.tenant_key, dataset.time) if c]
+            if isinstance(dataset.source, SQL):
+                body = self._sql_source(dataset)
+            else:
+                data = self._arrow_source(dataset)
+                missing = [c for c in order if c not in data.column_names]
+                if missing:
+                    order = [c for c in order if c in data.column_names]
+                self._con.register(_LOAD_VIEW, data)
+                body = exp.select(exp.Star()).from_(exp.table_(_LOAD_VIEW, quoted=True))
+            try:
+                if order:
+                    body = exp.select(exp.Star()).from_(body.subquery("src")).order_by(
+                        *[exp.column(c, quoted=True) for c in order])
+                create = exp.Create(this=exp.table_(name, quoted=True), kind="TABLE",
+                                    expression=body)
+                self._con.execute(create.sql("duckdb"))
+            except duckdb.Error as err:
+                raise DataLoadError(f"dataset '{name}': cannot store its rows: {err}") from None
+            finally:
+                if not isinstance(dataset.source, SQL):
+                    self._con.unregister(_LOAD_VIEW)
+            rows = self._con.sql(f'DESCRIBE {exp.table_(name, quoted=True).sql("duckdb")}')
+            self._columns[name] = {r[0]: r[1] for r in rows.fetchall()}
+            self.versions[name] = 1
+
+    def _arrow_source(self, dataset: Dataset) -> pa.Table:
+        src = dataset.source
+        name = dataset.name
+        if isinstance(src, pa.Table):
+            return src
+        if isinstance(src, pl.DataFrame):
+            return src.to_arrow()
+        if isinstance(src, pl.LazyFrame):
+            return _collect(src, name)
+        if isinstance(src, str | Path):
+            fmt = file_format(dataset)
+            if fmt is None:
+                raise DataLoadError(
+                    f"dataset '{name}': cannot tell the format of {str(src)!r}; name the file "
+                    "*.parquet, *.csv or *.ndjson, or pass format='parquet' | 'csv' | 'ndjson'"
+                )
+            path = str(src)
+            if not any(ch in path for ch in "*?[") and not Path(path).exists():
+                raise DataLoadError(f"dataset '{name}': file {path!r} does not exist")
+            scan = {"parquet": lambda: pl.scan_parquet(path),
+                    "csv": lambda: pl.scan_csv(path, try_parse_dates=True),
+                    "ndjson": lambda: pl.scan_ndjson(path)}.get(fmt)
+            if scan is None:
+                raise DataLoadError(f"dataset '{name}': unknown format {fmt!r}; use parquet, "
+                                    "csv or ndjson")
+            try:
+                return _collect(scan(), name)
+            except DataLoadError:
+                raise
+            except Exception as err:  # Polars raises many kinds; all mean "cannot read"
+                raise DataLoadError(f"dataset '{name}': cannot read {path!r}: {err}") from None
+        raise DataLoadError(
+            f"dataset '{name}': unsupported source {type(src).__name__}; use a path or glob, "
+            "a pyarrow.Table, a polars DataFrame/LazyFrame, or embedkit.SQL('...')"
+        )
+
+    def _sql_source(self, dataset: Dataset) -> exp.Expression:
+        assert isinstance(dataset.source, SQL)
+        text = dataset.source.query
+        try:
+            tree = sqlglot.parse_one(text, read="duckdb")
+        except ParseError as err:
+            raise DataLoadError(f"dataset '{dataset.name}': cannot parse its SQL: {err}") from None
+        if not isinstance(tree, exp.Query):
+            raise DataLoadError(f"dataset '{dataset.name}': its SQL must be a SELECT query")
+        ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+        for table in tree.find_all(exp.Table):
+            if not isinstance(table.this, exp.Identifier):
+                raise DataLoadError(f"dataset '{dataset.name}': its SQL may read only registered "
+                                    f"datasets by name, not {table.sql('duckdb')}")
+            if table.name in ctes:
+                continue
+            if table.name not in self._columns or table.db or table.catalog:
+                raise DataLoadError(
+                    f"dataset '{dataset.name}': its SQL reads '{table.sql('duckdb')}', which is "
+                    f"not a registered dataset; datasets are: {', '.join(sorted(self._columns))}"
+                )
+        return tree
+
+    # -- what the model needs --------------------------------------------------------
+
+    def columns(self, dataset: str) -> Mapping[str, str]:
+        return self._columns.get(dataset, {})
+
+    def expression_type(self, dataset: str, expression: exp.Expression) -> str:
+        query = exp.select(expression.copy()).from_(exp.table_(dataset, quoted=True))
+        cur = self._con.cursor()
+        try:
+            types = cur.sql(query.sql("duckdb")).types
+        except duckdb.Error as err:
+            raise ValueError(str(err).splitlines()[0]) from None
+        finally:
+            cur.close()
+        return str(types[0])
+
+    def duplicate_keys(self, dataset: str, columns: Sequence[str]) -> int:
+        cols = [exp.column(c, quoted=True) for c in columns]
+        dupes = (exp.select(*cols).from_(exp.table_(dataset, quoted=True)).group_by(*cols)
+                 .having(exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1))))
+        query = exp.select(exp.Count(this=exp.Star())).from_(dupes.subquery("d"))
+        row = self._con.cursor().sql(query.sql("duckdb")).fetchall()
+        return int(row[0][0])
+
+    def arrow(self, dataset: str) -> pa.Table:
+        """All rows of a dataset (for the Polars engine and tests; never served as is)."""
+        query = exp.select(exp.Star()).from_(exp.table_(dataset, quoted=True))
+        cur = self._con.cursor()
+        try:
+            return cur.sql(query.sql("duckdb")).to_arrow_table()
+        finally:
+            cur.close()
+
+    # -- running queries -------------------------------------------------------------
+
+    def execute(self, compiled: CompiledQuery) -> tuple[pa.Table, float]:
+        """Run a compiled query on its own cursor; return the rows and seconds taken."""
+        if not isinstance(compiled, CompiledQuery):
+            raise TypeError("the DuckDB engine runs only queries compiled by embedkit")
+        started = time.perf_counter()
+        cur = self._con.cursor()
+        try:
+            table = cur.sql(compiled.sql, params=list(compiled.params)).to_arrow_table()
+        except duckdb.Error as err:
+            raise ExecutionError(f"the query failed in DuckDB: {str(err).splitlines()[0]}") from None
+        finally:
+            cur.close()
+        return table, time.perf_counter() - started
+
+    def drop(self, dataset: str) -> None:
+        """Forget a dataset (used to undo a registration that failed its checks)."""
+        with self._lock:
+            self._con.execute(exp.Drop(this=exp.table_(dataset, quoted=True), kind="TABLE",
+                                       exists=True).sql("duckdb"))
+            self._columns.pop(dataset, None)
+            self.versions.pop(dataset, None)
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def _collect(frame: pl.LazyFrame, name: str) -> pa.Table:
+    try:
+        return frame.collect().to_arrow()
+    except Exception as err:  # Polars raises many kinds; all mean "cannot read"
+        raise DataLoadError(f"dataset '{name}': cannot read its rows: {err}") from None

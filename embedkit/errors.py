@@ -1,0 +1,92 @@
+"""Every error embedkit raises on purpose, in one tree.
+
+Catch :class:`EmbedKitError` for all of them, or a precise subclass::
+
+    EmbedKitError                 base class; never raised itself
+    ├── ModelError                the model (datasets, members, rules) is wrong;
+    │                             raised at registration with *all* problems listed
+    ├── DataLoadError             a dataset's source cannot be read or stored
+    ├── QueryError                a query is malformed or names things that do not exist
+    │   └── UnknownMemberError    a member name is not in the model (lists valid names)
+    ├── AccessDenied              the principal may not run this query (missing claim,
+    │                             hidden member); nothing was executed
+    └── ExecutionError            the engine failed while running a scoped query
+
+Messages say what happened, where, and how to fix it. None of them ever contains
+data of a tenant other than the caller's, nor another tenant's identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "AccessDenied",
+    "DataLoadError",
+    "EmbedKitError",
+    "ExecutionError",
+    "ModelError",
+    "Problem",
+    "QueryError",
+    "UnknownMemberError",
+]
+
+
+class EmbedKitError(Exception):
+    """Base class of every error embedkit raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a model: where it is, what is wrong, and the fix."""
+
+    dataset: str
+    member: str | None
+    message: str
+    fix: str | None = None
+
+    def __str__(self) -> str:
+        where = f"dataset '{self.dataset}'"
+        if self.member:
+            where += f", {self.member}"
+        text = f"{where}: {self.message}"
+        if self.fix:
+            text += f" (fix: {self.fix})"
+        return text
+
+
+class ModelError(EmbedKitError):
+    """The model is invalid. ``problems`` lists every problem found, not just the first."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        count = len(self.problems)
+        head = f"the model has {count} problem{'s' if count != 1 else ''}:"
+        super().__init__("\n".join([head, *(f"  - {p}" for p in self.problems)]))
+
+
+class DataLoadError(EmbedKitError):
+    """A dataset's source could not be read or stored."""
+
+
+class QueryError(EmbedKitError):
+    """A query is malformed: bad operator, bad value, bad date range, bad shape."""
+
+
+class UnknownMemberError(QueryError):
+    """A query names a member that does not exist (or is not visible to the caller)."""
+
+    def __init__(self, name: str, valid: Sequence[str], *, kind: str = "member") -> None:
+        self.name = name
+        self.valid = tuple(valid)
+        listing = ", ".join(self.valid) if self.valid else "(none)"
+        super().__init__(f"unknown {kind} '{name}'; valid {kind}s are: {listing}")
+
+
+class AccessDenied(EmbedKitError):
+    """The principal may not run this query; nothing was executed."""
+
+
+class ExecutionError(EmbedKitError):
+    """The engine failed while running an already scoped query."""

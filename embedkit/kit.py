@@ -1,0 +1,221 @@
+"""EmbedKit: the object a host app creates. It wires the parts; it holds no query logic.
+
+A request flows: query (Python or JSON) -> :func:`embedkit.scope.scope` ->
+:class:`embedkit.compile.Compiler` -> engine -> :class:`embedkit.result.QueryResult`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from embedkit.compile import TOTAL_COLUMN, Compiler
+from embedkit.dataset import Dataset
+from embedkit.engines.duckdb import DuckDBStore
+from embedkit.errors import DataLoadError, ModelError, Problem, QueryError
+from embedkit.plan import ScopedQuery
+from embedkit.query.dates import previous_period, resolve_range, zone
+from embedkit.query.spec import Query
+from embedkit.result import QueryResult, with_metadata
+from embedkit.scope import scope
+from embedkit.security.rules import Principal
+from embedkit.semantic.model import Model, resolve
+
+__all__ = ["EmbedKit"]
+
+Engine = Literal["duckdb", "polars"]
+
+
+class EmbedKit:
+    """Datasets, their semantic model and the engines that answer queries about them.
+
+    Args:
+        datasets: datasets to register now (checked together; see :meth:`register`).
+        database: where DuckDB keeps rows: ``":memory:"`` (default) or a file path.
+        memory_limit: DuckDB memory limit such as ``"2GB"``; it spills to disk past it.
+        threads: DuckDB worker threads (default: one per core).
+        clock: returns "now" (aware); relative date ranges are read against it.
+    """
+
+    def __init__(
+        self,
+        datasets: Iterable[Dataset] = (),
+        *,
+        database: str | Path = ":memory:",
+        memory_limit: str | None = None,
+        threads: int | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._store = DuckDBStore(database, memory_limit=memory_limit, threads=threads)
+        self._model = Model(datasets={})
+        self._compiler = Compiler("duckdb")
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._lock = threading.Lock()
+        self._polars: Any = None
+        datasets = list(datasets)
+        if datasets:
+            self.register(*datasets)
+
+    # -- the model -------------------------------------------------------------------
+
+    @property
+    def model(self) -> Model:
+        """The registered, checked model."""
+        return self._model
+
+    def register(self, *datasets: Dataset) -> None:
+        """Load and check datasets, all together.
+
+        Every problem (unreadable source, unknown column, bad expression, broken
+        join...) is collected and raised as one :class:`~embedkit.errors.ModelError`;
+        when that happens nothing of this call stays registered.
+        """
+        problems: list[Problem] = []
+        loaded: list[Dataset] = []
+        with self._lock:
+            names = [d.name for d in datasets]
+            for ds in datasets:
+                if not isinstance(ds, Dataset):
+                    raise TypeError(f"register() takes Dataset objects, not {type(ds).__name__}")
+                if names.count(ds.name) > 1 or ds.name in self._model.datasets:
+                    problems.append(Problem(ds.name, None, "is registered twice",
+                                            "give every dataset a unique name"))
+                    continue
+                from embedkit.dataset import NAME_PATTERN
+
+                if not NAME_PATTERN.match(ds.name):
+                    problems.append(Problem(ds.name, None, "is not a valid dataset name",
+                                            "use letters, digits and underscores"))
+                    continue
+                try:
+                    self._store.load(ds)
+                    loaded.append(ds)
+                except DataLoadError as err:
+                    problems.append(Problem(ds.name, "source", str(err).removeprefix(
+                        f"dataset '{ds.name}': ")))
+            try:
+                model = resolve(loaded, self._store, existing=self._model)
+            except ModelError as err:
+                problems.extend(err.problems)
+            if problems:
+                for ds in loaded:
+                    self._store.drop(ds.name)
+                raise ModelError(problems)
+            self._model = model
+            self._polars = None
+
+    def register_yaml(self, path: str | Path) -> None:
+        """Register the datasets described by a YAML file or a folder of them."""
+        from embedkit.semantic.yaml import load_datasets
+
+        self.register(*load_datasets(path))
+
+    @property
+    def data_versions(self) -> Mapping[str, int]:
+        """Each dataset's data version; it grows with every change of its rows."""
+        return dict(self._store.versions)
+
+    # -- queries ---------------------------------------------------------------------
+
+    def scope(self, query: Query | Mapping[str, Any], *, principal: Principal) -> ScopedQuery:
+        """Check ``query`` for ``principal`` and return its scoped plan (nothing runs)."""
+        q = query if isinstance(query, Query) else Query.from_json(query)
+        return scope(self._model, q, principal, now=self._clock(),
+                     data_versions=self._store.versions)
+
+    def query(
+        self,
+        query: Query | Mapping[str, Any],
+        *,
+        principal: Principal,
+        engine: Engine = "duckdb",
+    ) -> QueryResult:
+        """Run ``query`` as ``principal`` and return its rows.
+
+        ``query`` is a :class:`~embedkit.Query` or its JSON form (Cube's format
+        where they overlap). Only rows the principal may see are ever read.
+        """
+        q = query if isinstance(query, Query) else Query.from_json(query)
+        compares = self._comparisons(q)
+        if compares:
+            first, *others = [self._run(c, principal, engine) for c in compares]
+            previous = others[0] if q.compare == "previous_period" else None
+            return QueryResult(first.table, first.sql, first.engine, first.timings,
+                               first.data_versions, first.total, previous, tuple(others))
+        return self._run(q, principal, engine)
+
+    def _comparisons(self, q: Query) -> list[Query]:
+        with_compare = [i for i, t in enumerate(q.time) if t.compare_date_range]
+        if q.compare == "previous_period":
+            ranged = [i for i, t in enumerate(q.time) if t.date_range is not None]
+            if len(ranged) != 1 or with_compare:
+                raise QueryError("query: compare='previous_period' needs exactly one time "
+                                 "dimension with a date range")
+            index = ranged[0]
+            rng = q.time[index].date_range
+            assert rng is not None
+            interval = resolve_range(rng, zone(q.timezone), self._clock())
+            before = previous_period(interval)
+            # Both ends of a pair are inclusive: the previous period ends just before
+            # the current one starts.
+            start = before.start.replace(tzinfo=None).isoformat()
+            end = (before.end - timedelta(microseconds=1)).replace(tzinfo=None).isoformat()
+            return [q.with_date_range(index, rng), q.with_date_range(index, (start, end))]
+        if not with_compare:
+            return []
+        if len(with_compare) > 1:
+            raise QueryError("query: only one time dimension may have compareDateRange")
+        index = with_compare[0]
+        ranges = q.time[index].compare_date_range or ()
+        return [q.with_date_range(index, r) for r in ranges]
+
+    def _run(self, q: Query, principal: Principal, engine: Engine) -> QueryResult:
+        t0 = time.perf_counter()
+        scoped = self.scope(q, principal=principal)
+        t1 = time.perf_counter()
+        if engine == "duckdb":
+            compiled = self._compiler.compile(scoped)
+            t2 = time.perf_counter()
+            table, _ = self._store.execute(compiled)
+            sql = compiled.sql
+        elif engine == "polars":
+            from embedkit.engines.polars import PolarsEngine
+
+            if self._polars is None:
+                self._polars = PolarsEngine(self._store.arrow)
+            t2 = time.perf_counter()
+            table = self._polars.run(scoped)
+            sql = ""
+        else:
+            raise QueryError(f"unknown engine {engine!r}; engines are: duckdb, polars")
+        t3 = time.perf_counter()
+        total: int | None = None
+        if TOTAL_COLUMN in table.column_names:
+            column = table.column(TOTAL_COLUMN)
+            total = int(column[0].as_py()) if table.num_rows else _count_all(self, q, principal,
+                                                                               engine)
+            table = table.drop_columns([TOTAL_COLUMN])
+        timings = {"scope_ms": (t1 - t0) * 1e3, "compile_ms": (t2 - t1) * 1e3,
+                   "execute_ms": (t3 - t2) * 1e3, "total_ms": (time.perf_counter() - t0) * 1e3}
+        table = with_metadata(table, sql=sql, engine=engine, timings=timings,
+                              data_versions=scoped.data_versions)
+        return QueryResult(table=table, sql=sql, engine=engine, timings=timings,
+                           data_versions=scoped.data_versions, total=total)
+
+    def close(self) -> None:
+        """Close the database."""
+        self._store.close()
+
+
+def _count_all(kit: EmbedKit, q: Query, principal: Principal, engine: Engine) -> int:
+    """The row count when the page (offset) is past the end, so no row carried it."""
+    from dataclasses import replace
+
+    if q.offset in (None, 0):
+        return 0
+    result = kit._run(replace(q, limit=None, offset=None, total=False), principal, engine)
+    return result.num_rows

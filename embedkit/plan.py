@@ -1,0 +1,160 @@
+"""The scoped plan: a query after scoping, with every value moved out into parameters.
+
+A :class:`ScopedQuery` is the only thing the compilers accept, and only
+:func:`embedkit.scope.scope` can make one (its constructor demands a private key).
+The plan inside holds member names, operators and :class:`Slot` references; the
+values live in ``params``. Two queries that differ only in values therefore
+share a plan, and a compiled plan (SQL text) is reused for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+from embedkit.security.rules import Principal
+from embedkit.semantic.model import Model
+
+__all__ = [
+    "BoolNode",
+    "Bucket",
+    "Condition",
+    "Node",
+    "Plan",
+    "Relation",
+    "RowPredicate",
+    "ScopedQuery",
+    "Slot",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A bound parameter: ``params[index]``."""
+
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class RowPredicate:
+    """A scope predicate on one relation: ``column = slot`` or ``column IN (slots)``."""
+
+    column: str
+    operator: Literal["eq", "in"]
+    values: tuple[Slot, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """One dataset in the FROM clause, already limited by its scope predicates.
+
+    ``tenant_scoped`` is True when the tenant-key predicate is among
+    ``predicates``; a relation of a non-public dataset without it is never
+    compiled (the compilers check again).
+    """
+
+    dataset: str
+    alias: str
+    predicates: tuple[RowPredicate, ...]
+    tenant_scoped: bool
+    public: bool
+    parent: str | None = None
+    on: tuple[tuple[str, str], ...] = ()  # (parent column, this column)
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A filter leaf on a member. ``operator`` is one of the internal operators:
+    eq, ne, in, notIn, gt, gte, lt, lte, between, notBetween, contains,
+    notContains, startsWith, notStartsWith, endsWith, notEndsWith, set, notSet."""
+
+    member: str
+    operator: str
+    values: tuple[Slot, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BoolNode:
+    op: Literal["and", "or"]
+    items: tuple[Node, ...]
+
+
+Node: TypeAlias = Condition | BoolNode
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """A time dimension truncated to ``grain`` in the query's zone (``grain=None``: raw)."""
+
+    member: str
+    grain: str | None
+    output: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything the compilers need, minus the values."""
+
+    relations: tuple[Relation, ...]
+    dimensions: tuple[str, ...]
+    buckets: tuple[Bucket, ...]
+    measures: tuple[str, ...]
+    where: Node | None
+    having: Node | None
+    segments: tuple[str, ...]
+    order: tuple[tuple[str, bool], ...]  # (output column, descending)
+    limit: Slot | None
+    offset: Slot | None
+    timezone: Slot
+    total: bool
+
+    def relation_of(self, dataset: str) -> Relation:
+        for rel in self.relations:
+            if rel.dataset == dataset:
+                return rel
+        raise KeyError(dataset)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return (*self.dimensions, *(b.output for b in self.buckets), *self.measures)
+
+
+_SCOPE_KEY = object()
+
+
+class ScopedQuery:
+    """A query that went through scoping: a plan, its parameters and who asked.
+
+    Only the scoping step can create one; constructing it any other way raises.
+    """
+
+    __slots__ = ("data_versions", "model", "params", "plan", "principal")
+
+    def __init__(
+        self,
+        *,
+        plan: Plan,
+        params: tuple[Any, ...],
+        principal: Principal,
+        model: Model,
+        data_versions: Mapping[str, int],
+        key: object,
+    ) -> None:
+        if key is not _SCOPE_KEY:
+            raise TypeError(
+                "a ScopedQuery is made only by embedkit's scoping step; call EmbedKit.query()"
+            )
+        self.plan = plan
+        self.params = params
+        self.principal = principal
+        self.model = model
+        self.data_versions = dict(data_versions)
+
+    def check(self) -> None:
+        """Refuse a plan whose relations are not all scoped (defence in depth)."""
+        for rel in self.plan.relations:
+            if not rel.public and not rel.tenant_scoped:
+                raise RuntimeError(f"relation '{rel.dataset}' is not tenant-scoped; refusing")
+            if rel.tenant_scoped and not rel.predicates:
+                raise RuntimeError(f"relation '{rel.dataset}' has no scope predicate; refusing")

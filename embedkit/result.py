@@ -1,0 +1,57 @@
+"""What a query returns: an Arrow table named by member, and how it was made."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+__all__ = ["QueryResult"]
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """The rows of one query and how they were made.
+
+    ``table`` has one column per requested member, named after it
+    (``orders.revenue``, ``orders.ordered_at.day``). Its schema metadata carries
+    the SQL, timings and data versions too, so they travel with the table.
+    """
+
+    table: pa.Table
+    sql: str
+    engine: str
+    timings: Mapping[str, float]
+    data_versions: Mapping[str, int]
+    total: int | None = None
+    previous: QueryResult | None = None
+    comparisons: tuple[QueryResult, ...] = field(default=())
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.table.num_rows)
+
+    def to_polars(self) -> pl.DataFrame:
+        """The rows as a Polars DataFrame."""
+        frame = pl.from_arrow(self.table)
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+
+    def to_pylist(self) -> list[dict[str, Any]]:
+        """The rows as a list of dicts (small results only)."""
+        return list(self.table.to_pylist())
+
+
+def with_metadata(table: pa.Table, *, sql: str, engine: str, timings: Mapping[str, float],
+                  data_versions: Mapping[str, int]) -> pa.Table:
+    meta = {
+        b"embedkit.sql": sql.encode(),
+        b"embedkit.engine": engine.encode(),
+        b"embedkit.timings": json.dumps(dict(timings)).encode(),
+        b"embedkit.data_versions": json.dumps(dict(data_versions)).encode(),
+    }
+    return table.replace_schema_metadata(meta)

@@ -1,0 +1,1 @@
+"""The semantic layer: members, their validation, and YAML loading."""

@@ -1,0 +1,118 @@
+"""Semantic members: what a dataset offers to queries.
+
+These are plain, frozen definitions. Nothing here touches data; the model
+(:mod:`embedkit.semantic.model`) checks them against the stored schema when
+the dataset is registered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "AGGREGATIONS",
+    "GRAINS",
+    "Aggregation",
+    "Dimension",
+    "Grain",
+    "Join",
+    "Measure",
+    "Relationship",
+    "Segment",
+    "TimeDimension",
+]
+
+Aggregation = Literal["count", "count_distinct", "sum", "avg", "min", "max", "derived"]
+AGGREGATIONS: tuple[str, ...] = (
+    "count",
+    "count_distinct",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "derived",
+)
+Grain = Literal["minute", "hour", "day", "week", "month", "quarter", "year"]
+GRAINS: tuple[str, ...] = ("minute", "hour", "day", "week", "month", "quarter", "year")
+Relationship = Literal["many_to_one", "one_to_one", "one_to_many"]
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """A column, or an expression over the dataset's columns, to group and filter by.
+
+    ``sql`` defaults to the column of the same name. It is parsed with sqlglot
+    and may use only the dataset's own columns.
+    """
+
+    name: str
+    sql: str | None = None
+    description: str = ""
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class TimeDimension:
+    """A date or timestamp column (or expression) that queries can bucket by grain.
+
+    Naive timestamps are taken as UTC; grains are truncated in the query's time zone.
+    """
+
+    name: str
+    sql: str | None = None
+    description: str = ""
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Measure:
+    """An aggregation, a filtered aggregation, or arithmetic of other measures.
+
+    - ``Measure("orders", "count")``: count of rows.
+    - ``Measure("revenue", "sum", sql="amount")``: an aggregation of an expression.
+    - ``Measure("returned", "count", filter="status = 'returned'")``: filtered.
+    - ``Measure("return_rate", "derived", sql="returned / orders")``: arithmetic of
+      other measures of the same dataset; every division is safe (``x / 0`` is null).
+    """
+
+    name: str
+    agg: Aggregation
+    sql: str | None = None
+    filter: str | None = None
+    description: str = ""
+    title: str | None = None
+    format: str | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A named, reusable row filter, e.g. ``Segment("completed", "status = 'completed'")``."""
+
+    name: str
+    sql: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Join:
+    """A declared relationship from this dataset to ``to``.
+
+    ``on`` maps this dataset's columns to the other dataset's columns. Queries may
+    use the other dataset's dimensions through a ``many_to_one`` or ``one_to_one``
+    join. Anything that would repeat a row of the measured dataset (a
+    ``one_to_many`` join, or walking a many-to-one join backwards) is refused,
+    because it would silently multiply sums and counts.
+    """
+
+    to: str
+    on: Mapping[str, str] = field(default_factory=dict)
+    relationship: Relationship = "many_to_one"
+
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        return tuple(self.on.items())
+
+
+def names(items: Sequence[Dimension | TimeDimension | Measure | Segment]) -> list[str]:
+    return [item.name for item in items]
