@@ -38,8 +38,15 @@ class CompiledQuery:
 
     __slots__ = ("outputs", "params", "scoped", "sql")
 
-    def __init__(self, *, sql: str, params: tuple[Any, ...], outputs: tuple[str, ...],
-                 scoped: ScopedQuery, key: object) -> None:
+    def __init__(
+        self,
+        *,
+        sql: str,
+        params: tuple[Any, ...],
+        outputs: tuple[str, ...],
+        scoped: ScopedQuery,
+        key: object,
+    ) -> None:
         if key is not _COMPILE_KEY:
             raise TypeError("a CompiledQuery is made only by embedkit's compiler")
         self.sql = sql
@@ -76,8 +83,13 @@ class Compiler:
                     self._cache.clear()
                 self._cache[key] = template
         params = tuple(scoped.params[i] for i in template.slots)
-        return CompiledQuery(sql=template.sql, params=params, outputs=scoped.plan.outputs,
-                             scoped=scoped, key=_COMPILE_KEY)
+        return CompiledQuery(
+            sql=template.sql,
+            params=params,
+            outputs=scoped.plan.outputs,
+            scoped=scoped,
+            key=_COMPILE_KEY,
+        )
 
     def _render(self, plan: Plan, model: Model) -> _Template:
         r = _Renderer(plan, model)
@@ -85,7 +97,7 @@ class Compiler:
         return _Template(sql=tree.sql(self.dialect), slots=tuple(r.used))
 
 
-def _rewrite(tree: exp.Expression, column: Callable[[exp.Column], exp.Expression]) -> exp.Expression:
+def _rewrite(tree: exp.Expr, column: Callable[[exp.Column], exp.Expr]) -> exp.Expr:
     """A copy of ``tree`` with columns replaced and every division made safe (x / 0 is null)."""
     out = tree.copy()
     for node in list(out.find_all(exp.Column)):
@@ -110,7 +122,7 @@ class _Renderer:
 
     # -- parameters --------------------------------------------------------------
 
-    def param(self, slot: Slot) -> exp.Expression:
+    def param(self, slot: Slot) -> exp.Expr:
         number = self._numbers.get(slot.index)
         if number is None:
             self.used.append(slot.index)
@@ -119,7 +131,7 @@ class _Renderer:
 
     # -- member expressions --------------------------------------------------------
 
-    def qualify(self, tree: exp.Expression, dataset: str) -> exp.Expression:
+    def qualify(self, tree: exp.Expr, dataset: str) -> exp.Expr:
         alias = self.aliases[dataset]
         return _rewrite(tree, lambda c: exp.column(c.name, table=alias, quoted=True))
 
@@ -129,12 +141,12 @@ class _Renderer:
             raise RuntimeError(f"member {name!r} vanished between scoping and compiling")
         return member
 
-    def scalar(self, name: str) -> exp.Expression:
+    def scalar(self, name: str) -> exp.Expr:
         m = self.member(name)
         assert m.tree is not None
         return self.qualify(m.tree, m.dataset)
 
-    def measure(self, name: str) -> exp.Expression:
+    def measure(self, name: str) -> exp.Expr:
         m = self.member(name)
         if m.agg == "derived":
             assert m.tree is not None
@@ -143,7 +155,7 @@ class _Renderer:
         agg = aggregate(m.agg or "count", m.tree, m.filter)
         return self.qualify(agg, m.dataset)
 
-    def bucket(self, member_name: str, grain: str | None) -> exp.Expression:
+    def bucket(self, member_name: str, grain: str | None) -> exp.Expr:
         m = self.member(member_name)
         value = self.scalar(member_name)
         if grain is None:
@@ -159,14 +171,14 @@ class _Renderer:
 
     # -- conditions ----------------------------------------------------------------
 
-    def condition(self, node: Node, value_of: Callable[[str], exp.Expression]) -> exp.Expression:
+    def condition(self, node: Node, value_of: Callable[[str], exp.Expr]) -> exp.Expr:
         if isinstance(node, BoolNode):
             parts = [self.condition(item, value_of) for item in node.items]
             joined = exp.and_(*parts) if node.op == "and" else exp.or_(*parts)
             return exp.Paren(this=joined)
         return self.leaf(node, value_of(node.member))
 
-    def leaf(self, c: Condition, e: exp.Expression) -> exp.Expression:
+    def leaf(self, c: Condition, e: exp.Expr) -> exp.Expr:
         ps = [self.param(s) for s in c.values]
         op = c.operator
         if op == "set":
@@ -180,29 +192,42 @@ class _Renderer:
             return exp.In(this=e, expressions=ps)
         if op == "between":
             return exp.Between(this=e, low=ps[0], high=ps[1])
-        positive = {"ne": "eq", "notIn": "in", "notBetween": "between", "notContains": "contains",
-                    "notStartsWith": "startsWith", "notEndsWith": "endsWith"}
+        positive = {
+            "ne": "eq",
+            "notIn": "in",
+            "notBetween": "between",
+            "notContains": "contains",
+            "notStartsWith": "startsWith",
+            "notEndsWith": "endsWith",
+        }
         if op in positive:
             # Negations keep rows where the value is null, as Cube does.
             inner = self.leaf(Condition(c.member, positive[op], c.values), e)
-            return exp.Paren(this=exp.or_(exp.Not(this=exp.Paren(this=inner)),
-                                          exp.Is(this=e.copy(), expression=exp.Null())))
+            return exp.Paren(
+                this=exp.or_(
+                    exp.Not(this=exp.Paren(this=inner)),
+                    exp.Is(this=e.copy(), expression=exp.Null()),
+                )
+            )
         func = {"contains": "contains", "startsWith": "starts_with", "endsWith": "ends_with"}[op]
-        tests = [exp.Anonymous(this=func, expressions=[exp.Lower(this=e.copy()), exp.Lower(this=p)])
-                 for p in ps]
+        tests = [
+            exp.Anonymous(this=func, expressions=[exp.Lower(this=e.copy()), exp.Lower(this=p)])
+            for p in ps
+        ]
         return exp.Paren(this=exp.or_(*tests)) if len(tests) > 1 else tests[0]
 
     # -- the statement -------------------------------------------------------------
 
-    def relation(self, rel: Relation) -> exp.Expression:
+    def relation(self, rel: Relation) -> exp.Expr:
         preds = [self.predicate(p) for p in rel.predicates]
         sub = exp.select(exp.Star()).from_(exp.table_(rel.dataset, quoted=True))
         if preds:
             sub = sub.where(exp.and_(*preds))
-        return exp.Subquery(this=sub, alias=exp.TableAlias(this=exp.to_identifier(rel.alias,
-                                                                                  quoted=True)))
+        return exp.Subquery(
+            this=sub, alias=exp.TableAlias(this=exp.to_identifier(rel.alias, quoted=True))
+        )
 
-    def predicate(self, p: RowPredicate) -> exp.Expression:
+    def predicate(self, p: RowPredicate) -> exp.Expr:
         column = exp.column(p.column, quoted=True)
         if p.operator == "eq":
             return exp.EQ(this=column, expression=self.param(p.values[0]))
@@ -213,8 +238,8 @@ class _Renderer:
         for rel in plan.relations:
             if not rel.public and not rel.tenant_scoped:
                 raise RuntimeError(f"refusing to compile unscoped relation '{rel.dataset}'")
-        projections: list[exp.Expression] = []
-        groups: list[exp.Expression] = []
+        projections: list[exp.Expr] = []
+        groups: list[exp.Expr] = []
         for name in plan.dimensions:
             e = self.scalar(name)
             projections.append(exp.alias_(e, name, quoted=True))
@@ -231,13 +256,17 @@ class _Renderer:
         root, *joined = plan.relations
         query = exp.select(*projections).from_(self.relation(root))
         for rel in joined:
-            on = exp.and_(*[
-                exp.EQ(this=exp.column(left, table=rel.parent, quoted=True),
-                       expression=exp.column(right, table=rel.alias, quoted=True))
-                for left, right in rel.on
-            ])
+            on = exp.and_(
+                *[
+                    exp.EQ(
+                        this=exp.column(left, table=rel.parent, quoted=True),
+                        expression=exp.column(right, table=rel.alias, quoted=True),
+                    )
+                    for left, right in rel.on
+                ]
+            )
             query = query.join(self.relation(rel), on=on, join_type="left")
-        conditions: list[exp.Expression] = []
+        conditions: list[exp.Expr] = []
         if plan.where is not None:
             conditions.append(self.condition(plan.where, self.scalar))
         for seg in plan.segments:
@@ -249,13 +278,17 @@ class _Renderer:
         if plan.having is not None:
             query = query.having(self.condition(plan.having, self.measure))
         ordered = {column for column, _ in plan.order}
-        keys = list(plan.order) + [(c, False) for c in (*plan.dimensions,
-                                                         *(b.output for b in plan.buckets))
-                                   if c not in ordered]
-        query = query.order_by(*[
-            exp.Ordered(this=exp.column(c, quoted=True), desc=desc, nulls_first=False)
-            for c, desc in keys
-        ])
+        keys = list(plan.order) + [
+            (c, False)
+            for c in (*plan.dimensions, *(b.output for b in plan.buckets))
+            if c not in ordered
+        ]
+        query = query.order_by(
+            *[
+                exp.Ordered(this=exp.column(c, quoted=True), desc=desc, nulls_first=False)
+                for c, desc in keys
+            ]
+        )
         if plan.limit is not None:
             query = query.limit(self.param(plan.limit))
         if plan.offset is not None:

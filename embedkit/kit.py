@@ -82,21 +82,31 @@ class EmbedKit:
                 if not isinstance(ds, Dataset):
                     raise TypeError(f"register() takes Dataset objects, not {type(ds).__name__}")
                 if names.count(ds.name) > 1 or ds.name in self._model.datasets:
-                    problems.append(Problem(ds.name, None, "is registered twice",
-                                            "give every dataset a unique name"))
+                    problems.append(
+                        Problem(
+                            ds.name, None, "is registered twice", "give every dataset a unique name"
+                        )
+                    )
                     continue
                 from embedkit.dataset import NAME_PATTERN
 
                 if not NAME_PATTERN.match(ds.name):
-                    problems.append(Problem(ds.name, None, "is not a valid dataset name",
-                                            "use letters, digits and underscores"))
+                    problems.append(
+                        Problem(
+                            ds.name,
+                            None,
+                            "is not a valid dataset name",
+                            "use letters, digits and underscores",
+                        )
+                    )
                     continue
                 try:
                     self._store.load(ds)
                     loaded.append(ds)
                 except DataLoadError as err:
-                    problems.append(Problem(ds.name, "source", str(err).removeprefix(
-                        f"dataset '{ds.name}': ")))
+                    problems.append(
+                        Problem(ds.name, "source", str(err).removeprefix(f"dataset '{ds.name}': "))
+                    )
             try:
                 model = resolve(loaded, self._store, existing=self._model)
             except ModelError as err:
@@ -124,8 +134,9 @@ class EmbedKit:
     def scope(self, query: Query | Mapping[str, Any], *, principal: Principal) -> ScopedQuery:
         """Check ``query`` for ``principal`` and return its scoped plan (nothing runs)."""
         q = query if isinstance(query, Query) else Query.from_json(query)
-        return scope(self._model, q, principal, now=self._clock(),
-                     data_versions=self._store.versions)
+        return scope(
+            self._model, q, principal, now=self._clock(), data_versions=self._store.versions
+        )
 
     def query(
         self,
@@ -144,8 +155,16 @@ class EmbedKit:
         if compares:
             first, *others = [self._run(c, principal, engine) for c in compares]
             previous = others[0] if q.compare == "previous_period" else None
-            return QueryResult(first.table, first.sql, first.engine, first.timings,
-                               first.data_versions, first.total, previous, tuple(others))
+            return QueryResult(
+                first.table,
+                first.sql,
+                first.engine,
+                first.timings,
+                first.data_versions,
+                first.total,
+                previous,
+                tuple(others),
+            )
         return self._run(q, principal, engine)
 
     def _comparisons(self, q: Query) -> list[Query]:
@@ -153,8 +172,10 @@ class EmbedKit:
         if q.compare == "previous_period":
             ranged = [i for i, t in enumerate(q.time) if t.date_range is not None]
             if len(ranged) != 1 or with_compare:
-                raise QueryError("query: compare='previous_period' needs exactly one time "
-                                 "dimension with a date range")
+                raise QueryError(
+                    "query: compare='previous_period' needs exactly one time "
+                    "dimension with a date range"
+                )
             index = ranged[0]
             rng = q.time[index].date_range
             assert rng is not None
@@ -196,15 +217,27 @@ class EmbedKit:
         total: int | None = None
         if TOTAL_COLUMN in table.column_names:
             column = table.column(TOTAL_COLUMN)
-            total = int(column[0].as_py()) if table.num_rows else _count_all(self, q, principal,
-                                                                               engine)
+            total = (
+                int(column[0].as_py()) if table.num_rows else _count_all(self, q, principal, engine)
+            )
             table = table.drop_columns([TOTAL_COLUMN])
-        timings = {"scope_ms": (t1 - t0) * 1e3, "compile_ms": (t2 - t1) * 1e3,
-                   "execute_ms": (t3 - t2) * 1e3, "total_ms": (time.perf_counter() - t0) * 1e3}
-        table = with_metadata(table, sql=sql, engine=engine, timings=timings,
-                              data_versions=scoped.data_versions)
-        return QueryResult(table=table, sql=sql, engine=engine, timings=timings,
-                           data_versions=scoped.data_versions, total=total)
+        timings = {
+            "scope_ms": (t1 - t0) * 1e3,
+            "compile_ms": (t2 - t1) * 1e3,
+            "execute_ms": (t3 - t2) * 1e3,
+            "total_ms": (time.perf_counter() - t0) * 1e3,
+        }
+        table = with_metadata(
+            table, sql=sql, engine=engine, timings=timings, data_versions=scoped.data_versions
+        )
+        return QueryResult(
+            table=table,
+            sql=sql,
+            engine=engine,
+            timings=timings,
+            data_versions=scoped.data_versions,
+            total=total,
+        )
 
     def close(self) -> None:
         """Close the database."""

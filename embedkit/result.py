@@ -46,8 +46,14 @@ class QueryResult:
         return list(self.table.to_pylist())
 
 
-def with_metadata(table: pa.Table, *, sql: str, engine: str, timings: Mapping[str, float],
-                  data_versions: Mapping[str, int]) -> pa.Table:
+def with_metadata(
+    table: pa.Table,
+    *,
+    sql: str,
+    engine: str,
+    timings: Mapping[str, float],
+    data_versions: Mapping[str, int],
+) -> pa.Table:
     meta = {
         b"embedkit.sql": sql.encode(),
         b"embedkit.engine": engine.encode(),

@@ -42,18 +42,55 @@ __all__ = ["scope"]
 _ORDERED = ("integer", "number", "date", "timestamp", "timestamptz", "string")
 _TEMPORAL = ("date", "timestamp", "timestamptz")
 _DIMENSION_OPS: dict[str, tuple[str, ...]] = {
-    "equals": (), "notEquals": (), "in": (), "notIn": (), "set": (), "notSet": (),
-    "gt": _ORDERED, "gte": _ORDERED, "lt": _ORDERED, "lte": _ORDERED,
-    "between": _ORDERED, "notBetween": _ORDERED,
-    "contains": ("string",), "notContains": ("string",), "startsWith": ("string",),
-    "notStartsWith": ("string",), "endsWith": ("string",), "notEndsWith": ("string",),
-    "inDateRange": _TEMPORAL, "notInDateRange": _TEMPORAL, "beforeDate": _TEMPORAL,
-    "beforeOrOnDate": _TEMPORAL, "afterDate": _TEMPORAL, "afterOrOnDate": _TEMPORAL,
+    "equals": (),
+    "notEquals": (),
+    "in": (),
+    "notIn": (),
+    "set": (),
+    "notSet": (),
+    "gt": _ORDERED,
+    "gte": _ORDERED,
+    "lt": _ORDERED,
+    "lte": _ORDERED,
+    "between": _ORDERED,
+    "notBetween": _ORDERED,
+    "contains": ("string",),
+    "notContains": ("string",),
+    "startsWith": ("string",),
+    "notStartsWith": ("string",),
+    "endsWith": ("string",),
+    "notEndsWith": ("string",),
+    "inDateRange": _TEMPORAL,
+    "notInDateRange": _TEMPORAL,
+    "beforeDate": _TEMPORAL,
+    "beforeOrOnDate": _TEMPORAL,
+    "afterDate": _TEMPORAL,
+    "afterOrOnDate": _TEMPORAL,
 }
-_MEASURE_OPS = ("equals", "notEquals", "in", "notIn", "gt", "gte", "lt", "lte", "between",
-                "notBetween", "set", "notSet")
-_ONE_VALUE = ("gt", "gte", "lt", "lte", "beforeDate", "beforeOrOnDate", "afterDate",
-              "afterOrOnDate")
+_MEASURE_OPS = (
+    "equals",
+    "notEquals",
+    "in",
+    "notIn",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "between",
+    "notBetween",
+    "set",
+    "notSet",
+)
+_ONE_VALUE = (
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "beforeDate",
+    "beforeOrOnDate",
+    "afterDate",
+    "afterOrOnDate",
+)
 
 
 class _Params:
@@ -138,11 +175,17 @@ class _Scoper:
         for name in order:
             parent, on = paths[name]
             preds, tenant_scoped = self.row_predicates(self.model.datasets[name])
-            out.append(Relation(
-                dataset=name, alias=aliases[name], predicates=preds,
-                tenant_scoped=tenant_scoped, public=self.model.datasets[name].definition.public,
-                parent=aliases[parent] if parent else None, on=on,
-            ))
+            out.append(
+                Relation(
+                    dataset=name,
+                    alias=aliases[name],
+                    predicates=preds,
+                    tenant_scoped=tenant_scoped,
+                    public=self.model.datasets[name].definition.public,
+                    parent=aliases[parent] if parent else None,
+                    on=on,
+                )
+            )
         return tuple(out)
 
     def row_predicates(self, ds: ResolvedDataset) -> tuple[tuple[RowPredicate, ...], bool]:
@@ -200,10 +243,20 @@ class _Scoper:
         start = self.instant(member, interval.start)
         end = self.instant(member, interval.end)
         if negate:
-            return BoolNode("or", (Condition(member.qualified, "lt", (start,)),
-                                   Condition(member.qualified, "gte", (end,))))
-        return BoolNode("and", (Condition(member.qualified, "gte", (start,)),
-                                Condition(member.qualified, "lt", (end,))))
+            return BoolNode(
+                "or",
+                (
+                    Condition(member.qualified, "lt", (start,)),
+                    Condition(member.qualified, "gte", (end,)),
+                ),
+            )
+        return BoolNode(
+            "and",
+            (
+                Condition(member.qualified, "gte", (start,)),
+                Condition(member.qualified, "lt", (end,)),
+            ),
+        )
 
     def condition(self, f: Filter) -> tuple[Node, bool]:
         """A filter leaf as a plan node, and whether it is on a measure."""
@@ -275,7 +328,9 @@ class _Scoper:
                 "query: one 'and' / 'or' group mixes measure and dimension filters; measure "
                 "filters apply after aggregation, so put them in their own group"
             )
-        return BoolNode("and" if isinstance(f, And) else "or", tuple(n for n, _ in parts)), kinds.pop()
+        return BoolNode(
+            "and" if isinstance(f, And) else "or", tuple(n for n, _ in parts)
+        ), kinds.pop()
 
     # -- the query ---------------------------------------------------------------
 
@@ -283,8 +338,9 @@ class _Scoper:
         q = self.query
         tz_slot = self.params.add(q.timezone)
         measures = [self.member(m, ("measure",), "measure") for m in _unique(q.measures)]
-        dimensions = [self.member(d, ("dimension", "time"), "dimension")
-                      for d in _unique(q.dimensions)]
+        dimensions = [
+            self.member(d, ("dimension", "time"), "dimension") for d in _unique(q.dimensions)
+        ]
         buckets: list[Bucket] = []
         where: list[Node] = []
         having: list[Node] = []
@@ -294,11 +350,14 @@ class _Scoper:
             referenced.append(member)
             if t.grain is not None:
                 if t.grain not in GRAINS:
-                    raise QueryError(f"query: grain '{t.grain}' of '{t.dimension}' is unknown; "
-                                     f"grains are: {', '.join(GRAINS)}")
+                    raise QueryError(
+                        f"query: grain '{t.grain}' of '{t.dimension}' is unknown; "
+                        f"grains are: {', '.join(GRAINS)}"
+                    )
                 if member.value_kind == "date" and t.grain in ("minute", "hour"):
-                    raise QueryError(f"query: '{t.dimension}' is a date; use a grain of day "
-                                     "or coarser")
+                    raise QueryError(
+                        f"query: '{t.dimension}' is a date; use a grain of day or coarser"
+                    )
                 output = f"{member.qualified}.{t.grain}"
                 if all(b.output != output for b in buckets):
                     buckets.append(Bucket(member.qualified, t.grain, output))
@@ -315,8 +374,11 @@ class _Scoper:
         root = self.root(measures, referenced)
         needed = _unique(m.dataset for m in referenced if m.dataset != root)
         relations = self.relations(root, needed)
-        outputs = [d.qualified for d in dimensions] + [b.output for b in buckets] + \
-            [m.qualified for m in measures]
+        outputs = (
+            [d.qualified for d in dimensions]
+            + [b.output for b in buckets]
+            + [m.qualified for m in measures]
+        )
         if not outputs:
             raise QueryError("query: ask for at least one measure, dimension or time grain")
         order = self.order(q, dimensions, buckets, measures, outputs)
@@ -337,13 +399,19 @@ class _Scoper:
             total=bool(q.total),
         )
         versions = {rel.dataset: data_versions.get(rel.dataset, 0) for rel in relations}
-        scoped = ScopedQuery(plan=plan, params=tuple(self.params.values), principal=self.principal,
-                             model=self.model, data_versions=versions, key=_SCOPE_KEY)
+        scoped = ScopedQuery(
+            plan=plan,
+            params=tuple(self.params.values),
+            principal=self.principal,
+            model=self.model,
+            data_versions=versions,
+            key=_SCOPE_KEY,
+        )
         scoped.check()
         return scoped
 
     def root(self, measures: Sequence[Member], referenced: Sequence[Member]) -> str:
-        measured = _unique(m.dataset for m in measures)
+        measured: list[str] = _unique(m.dataset for m in measures)
         if len(measured) > 1:
             raise QueryError(
                 f"query: measures come from several datasets ({', '.join(measured)}); one query "
@@ -352,7 +420,7 @@ class _Scoper:
             )
         if measured:
             return measured[0]
-        names = _unique(m.dataset for m in referenced)
+        names: list[str] = _unique(m.dataset for m in referenced)
         for candidate in names:
             reach = {candidate}
             frontier = [candidate]
@@ -366,8 +434,14 @@ class _Scoper:
                 return candidate
         return names[0] if names else ""
 
-    def order(self, q: Query, dimensions: Sequence[Member], buckets: Sequence[Bucket],
-              measures: Sequence[Member], outputs: Sequence[str]) -> tuple[tuple[str, bool], ...]:
+    def order(
+        self,
+        q: Query,
+        dimensions: Sequence[Member],
+        buckets: Sequence[Bucket],
+        measures: Sequence[Member],
+        outputs: Sequence[str],
+    ) -> tuple[tuple[str, bool], ...]:
         if q.order is None:
             if buckets:
                 return ((buckets[0].output, False),)
@@ -378,11 +452,16 @@ class _Scoper:
         for name, direction in q.order:
             if direction not in ("asc", "desc"):
                 raise QueryError(f"query: order of '{name}' must be 'asc' or 'desc'")
-            column = name if name in outputs else next(
-                (b.output for b in buckets if b.member == name), None)
+            column = (
+                name
+                if name in outputs
+                else next((b.output for b in buckets if b.member == name), None)
+            )
             if column is None:
-                raise QueryError(f"query: cannot order by '{name}', which the query does not "
-                                 f"return; it returns: {', '.join(outputs)}")
+                raise QueryError(
+                    f"query: cannot order by '{name}', which the query does not "
+                    f"return; it returns: {', '.join(outputs)}"
+                )
             out.append((column, direction == "desc"))
         return tuple(out)
 

@@ -29,12 +29,13 @@ def coerce(value: Any, kind: str, *, tz: tzinfo | None = None) -> Any:
         if isinstance(value, float):
             number = value
         elif isinstance(value, str):
+            text = value.strip()
             try:
-                number = float(value.strip()) if not value.strip().lstrip("-").isdigit() else int(value)
+                if text.lstrip("-").isdigit():
+                    return int(text)
+                number = float(text)
             except ValueError:
                 raise ValueError(f"{value!r} is not a number") from None
-            if isinstance(number, int):
-                return number
         else:
             raise ValueError(f"{value!r} is not a number")
         if not math.isfinite(number):

@@ -40,8 +40,13 @@ class DuckDBStore:
         threads: DuckDB worker threads (default: DuckDB's choice, one per core).
     """
 
-    def __init__(self, database: str | Path = ":memory:", *, memory_limit: str | None = None,
-                 threads: int | None = None) -> None:
+    def __init__(
+        self,
+        database: str | Path = ":memory:",
+        *,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+    ) -> None:
         config: dict[str, Any] = {"enable_external_access": False}
         if memory_limit:
             config["memory_limit"] = memory_limit
@@ -77,17 +82,24 @@ class DuckDBStore:
                 body = exp.select(exp.Star()).from_(exp.table_(_LOAD_VIEW, quoted=True))
             try:
                 if order:
-                    body = exp.select(exp.Star()).from_(body.subquery("src")).order_by(
-                        *[exp.column(c, quoted=True) for c in order])
-                create = exp.Create(this=exp.table_(name, quoted=True), kind="TABLE",
-                                    expression=body)
+                    source = exp.Subquery(
+                        this=body, alias=exp.TableAlias(this=exp.to_identifier("src"))
+                    )
+                    body = (
+                        exp.select(exp.Star())
+                        .from_(source)
+                        .order_by(*[exp.column(c, quoted=True) for c in order])
+                    )
+                create = exp.Create(
+                    this=exp.table_(name, quoted=True), kind="TABLE", expression=body
+                )
                 self._con.execute(create.sql("duckdb"))
             except duckdb.Error as err:
                 raise DataLoadError(f"dataset '{name}': cannot store its rows: {err}") from None
             finally:
                 if not isinstance(dataset.source, SQL):
                     self._con.unregister(_LOAD_VIEW)
-            rows = self._con.sql(f'DESCRIBE {exp.table_(name, quoted=True).sql("duckdb")}')
+            rows = self._con.sql(f"DESCRIBE {exp.table_(name, quoted=True).sql('duckdb')}")
             self._columns[name] = {r[0]: r[1] for r in rows.fetchall()}
             self.versions[name] = 1
 
@@ -110,12 +122,15 @@ class DuckDBStore:
             path = str(src)
             if not any(ch in path for ch in "*?[") and not Path(path).exists():
                 raise DataLoadError(f"dataset '{name}': file {path!r} does not exist")
-            scan = {"parquet": lambda: pl.scan_parquet(path),
-                    "csv": lambda: pl.scan_csv(path, try_parse_dates=True),
-                    "ndjson": lambda: pl.scan_ndjson(path)}.get(fmt)
+            scan = {
+                "parquet": lambda: pl.scan_parquet(path),
+                "csv": lambda: pl.scan_csv(path, try_parse_dates=True),
+                "ndjson": lambda: pl.scan_ndjson(path),
+            }.get(fmt)
             if scan is None:
-                raise DataLoadError(f"dataset '{name}': unknown format {fmt!r}; use parquet, "
-                                    "csv or ndjson")
+                raise DataLoadError(
+                    f"dataset '{name}': unknown format {fmt!r}; use parquet, csv or ndjson"
+                )
             try:
                 return _collect(scan(), name)
             except DataLoadError:
@@ -127,7 +142,7 @@ class DuckDBStore:
             "a pyarrow.Table, a polars DataFrame/LazyFrame, or embedkit.SQL('...')"
         )
 
-    def _sql_source(self, dataset: Dataset) -> exp.Expression:
+    def _sql_source(self, dataset: Dataset) -> exp.Expr:
         assert isinstance(dataset.source, SQL)
         text = dataset.source.query
         try:
@@ -139,8 +154,10 @@ class DuckDBStore:
         ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
         for table in tree.find_all(exp.Table):
             if not isinstance(table.this, exp.Identifier):
-                raise DataLoadError(f"dataset '{dataset.name}': its SQL may read only registered "
-                                    f"datasets by name, not {table.sql('duckdb')}")
+                raise DataLoadError(
+                    f"dataset '{dataset.name}': its SQL may read only registered "
+                    f"datasets by name, not {table.sql('duckdb')}"
+                )
             if table.name in ctes:
                 continue
             if table.name not in self._columns or table.db or table.catalog:
@@ -155,7 +172,7 @@ class DuckDBStore:
     def columns(self, dataset: str) -> Mapping[str, str]:
         return self._columns.get(dataset, {})
 
-    def expression_type(self, dataset: str, expression: exp.Expression) -> str:
+    def expression_type(self, dataset: str, expression: exp.Expr) -> str:
         query = exp.select(expression.copy()).from_(exp.table_(dataset, quoted=True))
         cur = self._con.cursor()
         try:
@@ -168,8 +185,12 @@ class DuckDBStore:
 
     def duplicate_keys(self, dataset: str, columns: Sequence[str]) -> int:
         cols = [exp.column(c, quoted=True) for c in columns]
-        dupes = (exp.select(*cols).from_(exp.table_(dataset, quoted=True)).group_by(*cols)
-                 .having(exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1))))
+        dupes = (
+            exp.select(*cols)
+            .from_(exp.table_(dataset, quoted=True))
+            .group_by(*cols)
+            .having(exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1)))
+        )
         query = exp.select(exp.Count(this=exp.Star())).from_(dupes.subquery("d"))
         row = self._con.cursor().sql(query.sql("duckdb")).fetchall()
         return int(row[0][0])
@@ -194,7 +215,9 @@ class DuckDBStore:
         try:
             table = cur.sql(compiled.sql, params=list(compiled.params)).to_arrow_table()
         except duckdb.Error as err:
-            raise ExecutionError(f"the query failed in DuckDB: {str(err).splitlines()[0]}") from None
+            raise ExecutionError(
+                f"the query failed in DuckDB: {str(err).splitlines()[0]}"
+            ) from None
         finally:
             cur.close()
         return table, time.perf_counter() - started
@@ -202,8 +225,11 @@ class DuckDBStore:
     def drop(self, dataset: str) -> None:
         """Forget a dataset (used to undo a registration that failed its checks)."""
         with self._lock:
-            self._con.execute(exp.Drop(this=exp.table_(dataset, quoted=True), kind="TABLE",
-                                       exists=True).sql("duckdb"))
+            self._con.execute(
+                exp.Drop(this=exp.table_(dataset, quoted=True), kind="TABLE", exists=True).sql(
+                    "duckdb"
+                )
+            )
             self._columns.pop(dataset, None)
             self.versions.pop(dataset, None)
 

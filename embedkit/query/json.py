@@ -115,11 +115,7 @@ def _strings(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
 def _date_range(value: Any, where: str) -> str | tuple[str, str]:
     if isinstance(value, str) and value:
         return value
-    if (
-        isinstance(value, list)
-        and len(value) == 2
-        and all(isinstance(v, str) and v for v in value)
-    ):
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) and v for v in value):
         return (value[0], value[1])
     raise QueryError(
         f"query: {where} must be a relative range such as 'last 7 days' or a pair of ISO "
@@ -133,7 +129,9 @@ def _filter(data: Any, where: str) -> FilterNode:
     for logical, cls in (("and", And), ("or", Or)):
         if logical in data:
             if set(data) != {logical} or not isinstance(data[logical], list):
-                raise QueryError(f"query: {where} with '{logical}' must hold only a list of filters")
+                raise QueryError(
+                    f"query: {where} with '{logical}' must hold only a list of filters"
+                )
             items = [_filter(f, f"{where}.{logical}[{i}]") for i, f in enumerate(data[logical])]
             return cast(FilterNode, cls(*items))
     unknown = set(data) - {"member", "dimension", "operator", "values"}
@@ -166,7 +164,8 @@ def query_from_json(data: Mapping[str, Any]) -> Query:
     unknown = set(data) - _KEYS
     if unknown:
         raise QueryError(
-            f"query: unknown key(s) {', '.join(sorted(unknown))}; keys are: {', '.join(sorted(_KEYS))}"
+            f"query: unknown key(s) {', '.join(sorted(unknown))}; "
+            f"keys are: {', '.join(sorted(_KEYS))}"
         )
     if data.get("ungrouped"):
         raise QueryError("query: 'ungrouped' queries are not supported; list dimensions instead")
@@ -222,7 +221,9 @@ def query_from_json(data: Mapping[str, Any]) -> Query:
                 raise QueryError(f"query: order of {member!r} must be 'asc' or 'desc'")
     for key in ("limit", "offset"):
         value = data.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 0
+        ):
             raise QueryError(f"query: '{key}' must be a non-negative integer")
     timezone = data.get("timezone", "UTC")
     if not isinstance(timezone, str):

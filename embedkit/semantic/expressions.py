@@ -17,7 +17,7 @@ from sqlglot.errors import ParseError
 __all__ = ["ALLOWED_FUNCTIONS", "ParsedExpression", "parse_expression"]
 
 # Scalar building blocks every engine supports identically.
-_STRUCTURAL: tuple[type[exp.Expression], ...] = (
+_STRUCTURAL: tuple[type[exp.Expr], ...] = (
     exp.Column,
     exp.Identifier,
     exp.Literal,
@@ -49,7 +49,7 @@ _STRUCTURAL: tuple[type[exp.Expression], ...] = (
     exp.DPipe,
 )
 
-_FUNCTIONS: dict[type[exp.Expression], str] = {
+_FUNCTIONS: dict[type[exp.Expr], str] = {
     exp.Coalesce: "coalesce",
     exp.Lower: "lower",
     exp.Upper: "upper",
@@ -67,15 +67,25 @@ _FUNCTIONS: dict[type[exp.Expression], str] = {
     exp.Day: "day",
 }
 ALLOWED_FUNCTIONS: tuple[str, ...] = tuple(sorted(_FUNCTIONS.values()))
-ALLOWED_CASTS = ("BIGINT", "INT", "INTEGER", "DOUBLE", "FLOAT", "VARCHAR", "TEXT", "DATE",
-                 "BOOLEAN", "TIMESTAMP")
+ALLOWED_CASTS = (
+    "BIGINT",
+    "INT",
+    "INTEGER",
+    "DOUBLE",
+    "FLOAT",
+    "VARCHAR",
+    "TEXT",
+    "DATE",
+    "BOOLEAN",
+    "TIMESTAMP",
+)
 
 
 @dataclass(frozen=True)
 class ParsedExpression:
     """A checked snippet: its tree and the names it reads."""
 
-    tree: exp.Expression
+    tree: exp.Expr
     names: frozenset[str]
 
 
@@ -99,7 +109,10 @@ def parse_expression(text: str) -> ParsedExpression:
             names.add(node.name)
             continue
         if isinstance(node, exp.DataType):
-            if node.this.name.upper() not in ALLOWED_CASTS and node.sql().upper() not in ALLOWED_CASTS:
+            if (
+                node.this.name.upper() not in ALLOWED_CASTS
+                and node.sql().upper() not in ALLOWED_CASTS
+            ):
                 raise ValueError(
                     f"{text!r} casts to {node.sql()}; allowed types: {', '.join(ALLOWED_CASTS)}"
                 )

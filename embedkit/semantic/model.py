@@ -19,10 +19,20 @@ from embedkit.errors import ModelError, Problem
 from embedkit.semantic.expressions import parse_expression
 from embedkit.semantic.members import AGGREGATIONS
 
-__all__ = ["Member", "MemberKind", "Model", "ResolvedDataset", "SchemaProbe", "ValueKind", "resolve"]
+__all__ = [
+    "Member",
+    "MemberKind",
+    "Model",
+    "ResolvedDataset",
+    "SchemaProbe",
+    "ValueKind",
+    "resolve",
+]
 
 MemberKind = Literal["dimension", "time", "measure", "segment"]
-ValueKind = Literal["string", "integer", "number", "boolean", "date", "timestamp", "timestamptz", "other"]
+ValueKind = Literal[
+    "string", "integer", "number", "boolean", "date", "timestamp", "timestamptz", "other"
+]
 
 
 class SchemaProbe(Protocol):
@@ -30,7 +40,7 @@ class SchemaProbe(Protocol):
 
     def columns(self, dataset: str) -> Mapping[str, str]: ...
 
-    def expression_type(self, dataset: str, expression: exp.Expression) -> str: ...
+    def expression_type(self, dataset: str, expression: exp.Expr) -> str: ...
 
     def duplicate_keys(self, dataset: str, columns: Sequence[str]) -> int: ...
 
@@ -40,8 +50,18 @@ def value_kind(dtype: str) -> ValueKind:
     t = dtype.upper()
     if t in ("VARCHAR", "TEXT", "STRING", "UUID") or t.startswith("ENUM"):
         return "string"
-    if t in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-             "UINTEGER", "UBIGINT", "UHUGEINT"):
+    if t in (
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "UHUGEINT",
+    ):
         return "integer"
     if t in ("FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL"):
         return "number"
@@ -63,9 +83,9 @@ class Member:
     dataset: str
     name: str
     kind: MemberKind
-    tree: exp.Expression | None
+    tree: exp.Expr | None
     agg: str | None = None
-    filter: exp.Expression | None = None
+    filter: exp.Expr | None = None
     depends_on: tuple[str, ...] = ()
     columns: frozenset[str] = frozenset()
     dtype: str = ""
@@ -158,23 +178,44 @@ def _resolve_dataset(ds: Dataset, probe: SchemaProbe, out: _Collector) -> Resolv
     columns = probe.columns(ds.name)
     name = ds.name
     if ds.public and ds.tenant_key:
-        out.add(name, None, "is declared public and also has a tenant key",
-                "drop public=True to scope it by tenant, or drop tenant_key")
+        out.add(
+            name,
+            None,
+            "is declared public and also has a tenant key",
+            "drop public=True to scope it by tenant, or drop tenant_key",
+        )
     elif not ds.public and not ds.tenant_key:
-        out.add(name, None, "has no tenant key, so no tenant could be limited to its own rows",
-                "pass tenant_key='<column>', or public=True if every tenant may read every row")
+        out.add(
+            name,
+            None,
+            "has no tenant key, so no tenant could be limited to its own rows",
+            "pass tenant_key='<column>', or public=True if every tenant may read every row",
+        )
     if ds.tenant_key and ds.tenant_key not in columns:
-        out.add(name, "tenant_key", f"column '{ds.tenant_key}' does not exist; columns are: "
-                f"{_columns_list(columns)}", "name an existing column")
-    if ds.time and ds.time in columns and value_kind(columns[ds.time]) not in (
-        "date", "timestamp", "timestamptz"
+        out.add(
+            name,
+            "tenant_key",
+            f"column '{ds.tenant_key}' does not exist; columns are: {_columns_list(columns)}",
+            "name an existing column",
+        )
+    if (
+        ds.time
+        and ds.time in columns
+        and value_kind(columns[ds.time]) not in ("date", "timestamp", "timestamptz")
     ):
-        out.add(name, "time", f"column '{ds.time}' is {columns[ds.time]}, not a date or timestamp",
-                "name a DATE or TIMESTAMP column, or cast it in the source")
+        out.add(
+            name,
+            "time",
+            f"column '{ds.time}' is {columns[ds.time]}, not a date or timestamp",
+            "name a DATE or TIMESTAMP column, or cast it in the source",
+        )
     for col in ds.primary_key_columns:
         if col not in columns:
-            out.add(name, "primary_key", f"column '{col}' does not exist; columns are: "
-                    f"{_columns_list(columns)}")
+            out.add(
+                name,
+                "primary_key",
+                f"column '{col}' does not exist; columns are: {_columns_list(columns)}",
+            )
 
     members: dict[str, Member] = {}
     declared: list[tuple[str, str]] = [("dimension", d.name) for d in ds.dimensions]
@@ -184,14 +225,22 @@ def _resolve_dataset(ds: Dataset, probe: SchemaProbe, out: _Collector) -> Resolv
     seen: dict[str, str] = {}
     for kind, member in declared:
         if not NAME_PATTERN.match(member):
-            out.add(name, f"{kind} '{member}'", "is not a valid name",
-                    "use letters, digits and underscores, starting with a letter")
+            out.add(
+                name,
+                f"{kind} '{member}'",
+                "is not a valid name",
+                "use letters, digits and underscores, starting with a letter",
+            )
         if member in seen:
-            out.add(name, f"{kind} '{member}'", f"is defined twice (also as a {seen[member]})",
-                    "give each member of a dataset a unique name")
+            out.add(
+                name,
+                f"{kind} '{member}'",
+                f"is defined twice (also as a {seen[member]})",
+                "give each member of a dataset a unique name",
+            )
         seen[member] = kind
 
-    def scalar(member: str, kind: str, text: str) -> tuple[exp.Expression, frozenset[str]] | None:
+    def scalar(member: str, kind: str, text: str) -> tuple[exp.Expr, frozenset[str]] | None:
         try:
             parsed = parse_expression(text)
         except ValueError as err:
@@ -199,15 +248,19 @@ def _resolve_dataset(ds: Dataset, probe: SchemaProbe, out: _Collector) -> Resolv
             return None
         missing = sorted(parsed.names - set(columns))
         if missing:
-            out.add(name, f"{kind} '{member}'",
-                    f"refers to column{'s' if len(missing) > 1 else ''} "
-                    f"{', '.join(repr(m) for m in missing)}, which "
-                    f"{'do' if len(missing) > 1 else 'does'} not exist; columns are: "
-                    f"{_columns_list(columns)}", "use one of the listed columns")
+            out.add(
+                name,
+                f"{kind} '{member}'",
+                f"refers to column{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(repr(m) for m in missing)}, which "
+                f"{'do' if len(missing) > 1 else 'does'} not exist; columns are: "
+                f"{_columns_list(columns)}",
+                "use one of the listed columns",
+            )
             return None
         return parsed.tree, parsed.names
 
-    def typed(member: str, kind: str, tree: exp.Expression) -> str | None:
+    def typed(member: str, kind: str, tree: exp.Expr) -> str | None:
         try:
             return probe.expression_type(name, tree)
         except ValueError as err:
@@ -217,44 +270,91 @@ def _resolve_dataset(ds: Dataset, probe: SchemaProbe, out: _Collector) -> Resolv
     for d in ds.dimensions:
         got = scalar(d.name, "dimension", d.sql or _quote(d.name))
         if got and (dtype := typed(d.name, "dimension", got[0])):
-            members[d.name] = Member(name, d.name, "dimension", got[0], columns=got[1], dtype=dtype,
-                                     value_kind=value_kind(dtype), title=d.title,
-                                     description=d.description)
+            members[d.name] = Member(
+                name,
+                d.name,
+                "dimension",
+                got[0],
+                columns=got[1],
+                dtype=dtype,
+                value_kind=value_kind(dtype),
+                title=d.title,
+                description=d.description,
+            )
     for t in ds.all_time_dimensions():
         got = scalar(t.name, "time dimension", t.sql or _quote(t.name))
         if got and (dtype := typed(t.name, "time dimension", got[0])):
             kind = value_kind(dtype)
             if kind not in ("date", "timestamp", "timestamptz"):
-                out.add(name, f"time dimension '{t.name}'", f"is {dtype}, not a date or timestamp",
-                        "use a DATE/TIMESTAMP column, or declare it as a plain dimension")
+                out.add(
+                    name,
+                    f"time dimension '{t.name}'",
+                    f"is {dtype}, not a date or timestamp",
+                    "use a DATE/TIMESTAMP column, or declare it as a plain dimension",
+                )
                 continue
-            members[t.name] = Member(name, t.name, "time", got[0], columns=got[1], dtype=dtype,
-                                     value_kind=kind, title=t.title, description=t.description)
+            members[t.name] = Member(
+                name,
+                t.name,
+                "time",
+                got[0],
+                columns=got[1],
+                dtype=dtype,
+                value_kind=kind,
+                title=t.title,
+                description=t.description,
+            )
     for s in ds.segments:
         got = scalar(s.name, "segment", s.sql)
         if got and (dtype := typed(s.name, "segment", got[0])):
             if dtype != "BOOLEAN":
-                out.add(name, f"segment '{s.name}'", f"is {dtype}, not a condition",
-                        "write a condition such as status = 'completed'")
+                out.add(
+                    name,
+                    f"segment '{s.name}'",
+                    f"is {dtype}, not a condition",
+                    "write a condition such as status = 'completed'",
+                )
                 continue
-            members[s.name] = Member(name, s.name, "segment", got[0], columns=got[1],
-                                     dtype=dtype, value_kind="boolean", description=s.description)
+            members[s.name] = Member(
+                name,
+                s.name,
+                "segment",
+                got[0],
+                columns=got[1],
+                dtype=dtype,
+                value_kind="boolean",
+                description=s.description,
+            )
     _resolve_measures(ds, columns, members, scalar, typed, out)
     for rule in ds.row_rules:
         if rule.column not in columns:
-            out.add(name, f"row rule on '{rule.column}'", "names a column that does not exist; "
-                    f"columns are: {_columns_list(columns)}")
+            out.add(
+                name,
+                f"row rule on '{rule.column}'",
+                f"names a column that does not exist; columns are: {_columns_list(columns)}",
+            )
         if rule.operator not in ("in", "equals"):
-            out.add(name, f"row rule on '{rule.column}'", f"has operator '{rule.operator}'",
-                    "use 'in' or 'equals'")
+            out.add(
+                name,
+                f"row rule on '{rule.column}'",
+                f"has operator '{rule.operator}'",
+                "use 'in' or 'equals'",
+            )
     for crule in ds.column_rules:
         for col in crule.columns:
             if col not in columns:
-                out.add(name, f"column rule on '{col}'", "names a column that does not exist; "
-                        f"columns are: {_columns_list(columns)}")
+                out.add(
+                    name,
+                    f"column rule on '{col}'",
+                    f"names a column that does not exist; columns are: {_columns_list(columns)}",
+                )
         if ds.tenant_key in crule.columns:
-            out.add(name, f"column rule on '{ds.tenant_key}'", "hides the tenant key",
-                    "the tenant key is needed for scoping; hide the members instead")
+            out.add(
+                name,
+                f"column rule on '{ds.tenant_key}'",
+                "hides the tenant key",
+                "the tenant key is needed for scoping; hide the members instead",
+            )
     return ResolvedDataset(definition=ds, columns=dict(columns), members=members)
 
 
@@ -264,23 +364,29 @@ def _resolve_measures(ds, columns, members, scalar, typed, out) -> None:  # type
     for m in ds.measures:
         label = f"measure '{m.name}'"
         if m.agg not in AGGREGATIONS:
-            out.add(name, label, f"has aggregation '{m.agg}'",
-                    f"use one of: {', '.join(AGGREGATIONS)}")
+            out.add(
+                name, label, f"has aggregation '{m.agg}'", f"use one of: {', '.join(AGGREGATIONS)}"
+            )
             continue
         if m.agg == "derived":
             continue
         if m.agg != "count" and not m.sql:
-            out.add(name, label, f"is a {m.agg} but has no sql", f"e.g. Measure('{m.name}', "
-                    f"'{m.agg}', sql='<column>'); columns are: {_columns_list(columns)}")
+            out.add(
+                name,
+                label,
+                f"is a {m.agg} but has no sql",
+                f"e.g. Measure('{m.name}', "
+                f"'{m.agg}', sql='<column>'); columns are: {_columns_list(columns)}",
+            )
             continue
-        inner: exp.Expression | None = None
+        inner: exp.Expr | None = None
         cols: frozenset[str] = frozenset()
         if m.sql:
             got = scalar(m.name, "measure", m.sql)
             if not got:
                 continue
             inner, cols = got
-        flt: exp.Expression | None = None
+        flt: exp.Expr | None = None
         if m.filter:
             got = scalar(m.name, "measure", m.filter)
             if not got:
@@ -288,27 +394,50 @@ def _resolve_measures(ds, columns, members, scalar, typed, out) -> None:  # type
             flt, fcols = got
             cols = cols | fcols
             if (ftype := typed(m.name, "measure", flt)) and ftype != "BOOLEAN":
-                out.add(name, label, f"has filter of type {ftype}, not a condition",
-                        "write a condition such as status = 'returned'")
+                out.add(
+                    name,
+                    label,
+                    f"has filter of type {ftype}, not a condition",
+                    "write a condition such as status = 'returned'",
+                )
                 continue
         probe_tree = _aggregate(m.agg, inner, flt)
         if dtype := typed(m.name, "measure", probe_tree):
-            members[m.name] = Member(name, m.name, "measure", inner, agg=m.agg, filter=flt,
-                                     columns=cols, dtype=dtype, value_kind=value_kind(dtype),
-                                     title=m.title, description=m.description, format=m.format)
+            members[m.name] = Member(
+                name,
+                m.name,
+                "measure",
+                inner,
+                agg=m.agg,
+                filter=flt,
+                columns=cols,
+                dtype=dtype,
+                value_kind=value_kind(dtype),
+                title=m.title,
+                description=m.description,
+                format=m.format,
+            )
     # Derived measures: arithmetic of other measures, resolved in dependency order.
     pending = dict(derived)
-    parsed: dict[str, tuple[exp.Expression, frozenset[str]]] = {}
+    parsed: dict[str, tuple[exp.Expr, frozenset[str]]] = {}
     for mname, m in derived.items():
         label = f"measure '{mname}'"
         if m.filter:
-            out.add(name, label, "is derived and has a filter",
-                    "put the filter on the measures it is computed from")
+            out.add(
+                name,
+                label,
+                "is derived and has a filter",
+                "put the filter on the measures it is computed from",
+            )
             pending.pop(mname)
             continue
         if not m.sql:
-            out.add(name, label, "is derived but has no sql",
-                    "e.g. sql='returned / orders' over other measures of this dataset")
+            out.add(
+                name,
+                label,
+                "is derived but has no sql",
+                "e.g. sql='returned / orders' over other measures of this dataset",
+            )
             pending.pop(mname)
             continue
         try:
@@ -320,10 +449,14 @@ def _resolve_measures(ds, columns, members, scalar, typed, out) -> None:  # type
         known = {x.name for x in ds.measures}
         unknown = sorted(p.names - known)
         if unknown:
-            out.add(name, label, f"refers to {', '.join(repr(u) for u in unknown)}, which "
-                    f"{'are not measures' if len(unknown) > 1 else 'is not a measure'} of "
-                    f"'{name}'; measures are: {', '.join(sorted(known - {mname}))}",
-                    "a derived measure is arithmetic of other measures of the same dataset")
+            out.add(
+                name,
+                label,
+                f"refers to {', '.join(repr(u) for u in unknown)}, which "
+                f"{'are not measures' if len(unknown) > 1 else 'is not a measure'} of "
+                f"'{name}'; measures are: {', '.join(sorted(known - {mname}))}",
+                "a derived measure is arithmetic of other measures of the same dataset",
+            )
             pending.pop(mname)
             continue
         parsed[mname] = (p.tree, p.names)
@@ -337,25 +470,37 @@ def _resolve_measures(ds, columns, members, scalar, typed, out) -> None:  # type
             tree, deps = parsed[mname]
             if all(d in members for d in deps):
                 cols = frozenset().union(*(members[d].columns for d in deps))
-                members[mname] = Member(name, mname, "measure", tree, agg="derived",
-                                        depends_on=tuple(sorted(deps)), columns=cols,
-                                        dtype="DOUBLE", value_kind="number",
-                                        title=pending[mname].title,
-                                        description=pending[mname].description,
-                                        format=pending[mname].format)
+                members[mname] = Member(
+                    name,
+                    mname,
+                    "measure",
+                    tree,
+                    agg="derived",
+                    depends_on=tuple(sorted(deps)),
+                    columns=cols,
+                    dtype="DOUBLE",
+                    value_kind="number",
+                    title=pending[mname].title,
+                    description=pending[mname].description,
+                    format=pending[mname].format,
+                )
                 pending.pop(mname)
                 progress = True
             elif any(d not in members and d not in pending for d in deps):
                 pending.pop(mname)  # depends on a broken measure, already reported
                 progress = True
     for mname in pending:
-        out.add(name, f"measure '{mname}'", "is part of a cycle of derived measures "
-                f"({' -> '.join(sorted(pending))})", "break the cycle")
+        out.add(
+            name,
+            f"measure '{mname}'",
+            f"is part of a cycle of derived measures ({' -> '.join(sorted(pending))})",
+            "break the cycle",
+        )
 
 
-def _aggregate(agg: str, inner: exp.Expression | None, flt: exp.Expression | None) -> exp.Expression:
+def _aggregate(agg: str, inner: exp.Expr | None, flt: exp.Expr | None) -> exp.Expr:
     """The aggregate a measure compiles to (columns unqualified)."""
-    value: exp.Expression = inner.copy() if inner is not None else exp.Literal.number(1)
+    value: exp.Expr = inner.copy() if inner is not None else exp.Literal.number(1)
     if flt is not None:
         value = exp.Case(ifs=[exp.If(this=flt.copy(), true=value)])
     if agg == "count":
@@ -386,48 +531,72 @@ def _resolve_joins(
             target = resolved.get(j.to)
             source = resolved.get(ds.name)
             if target is None:
-                out.add(ds.name, label, f"names dataset '{j.to}', which is not registered; "
-                        f"datasets are: {', '.join(sorted(resolved))}",
-                        "register the target dataset in the same call or before")
+                out.add(
+                    ds.name,
+                    label,
+                    f"names dataset '{j.to}', which is not registered; "
+                    f"datasets are: {', '.join(sorted(resolved))}",
+                    "register the target dataset in the same call or before",
+                )
                 continue
             if source is None:
                 continue
             if not j.on:
-                out.add(ds.name, label, "has no 'on' columns",
-                        "e.g. on={'product_id': 'product_id'}")
+                out.add(
+                    ds.name, label, "has no 'on' columns", "e.g. on={'product_id': 'product_id'}"
+                )
                 continue
             bad = False
             for left, right in j.pairs():
                 if left not in source.columns:
-                    out.add(ds.name, label, f"uses column '{left}', which does not exist in "
-                            f"'{ds.name}'; columns are: {_columns_list(source.columns)}")
+                    out.add(
+                        ds.name,
+                        label,
+                        f"uses column '{left}', which does not exist in "
+                        f"'{ds.name}'; columns are: {_columns_list(source.columns)}",
+                    )
                     bad = True
                 if right not in target.columns:
-                    out.add(ds.name, label, f"uses column '{right}', which does not exist in "
-                            f"'{j.to}'; columns are: {_columns_list(target.columns)}")
+                    out.add(
+                        ds.name,
+                        label,
+                        f"uses column '{right}', which does not exist in "
+                        f"'{j.to}'; columns are: {_columns_list(target.columns)}",
+                    )
                     bad = True
             if bad:
                 continue
             if j.relationship not in ("many_to_one", "one_to_one", "one_to_many"):
-                out.add(ds.name, label, f"has relationship '{j.relationship}'",
-                        "use many_to_one, one_to_one or one_to_many")
+                out.add(
+                    ds.name,
+                    label,
+                    f"has relationship '{j.relationship}'",
+                    "use many_to_one, one_to_one or one_to_many",
+                )
                 continue
             forward = Edge(ds.name, j.to, j.pairs())
             backward = Edge(j.to, ds.name, tuple((r, le) for le, r in j.pairs()))
             # The "one" side of a join must really be unique, or the join repeats rows.
-            one_sides = {"many_to_one": [forward], "one_to_many": [backward],
-                         "one_to_one": [forward, backward]}[j.relationship]
+            one_sides = {
+                "many_to_one": [forward],
+                "one_to_many": [backward],
+                "one_to_one": [forward, backward],
+            }[j.relationship]
             for edge in one_sides:
                 keys = [r for _, r in edge.on]
                 tenant = resolved[edge.target].tenant_key
                 check = [tenant, *keys] if tenant and tenant not in keys else keys
                 dupes = probe.duplicate_keys(edge.target, check)
                 if dupes:
-                    out.add(ds.name, label, f"is declared {j.relationship}, but '{edge.target}' has "
-                            f"{dupes} duplicate key{'s' if dupes > 1 else ''} on "
-                            f"({', '.join(check)}), so the join would repeat rows",
-                            "make the key unique in the source, or declare the relationship "
-                            "the other way")
+                    out.add(
+                        ds.name,
+                        label,
+                        f"is declared {j.relationship}, but '{edge.target}' has "
+                        f"{dupes} duplicate key{'s' if dupes > 1 else ''} on "
+                        f"({', '.join(check)}), so the join would repeat rows",
+                        "make the key unique in the source, or declare the relationship "
+                        "the other way",
+                    )
                     bad = True
             if bad:
                 continue

@@ -1,0 +1,176 @@
+"""Loading datasets and their members from YAML: the same model as the Python API.
+
+A file holds ``datasets:``, a list of datasets; a folder holds any number of
+``*.yml`` / ``*.yaml`` files. Relative source paths are read from the file's
+folder. Every mistake names the file and the place in it::
+
+    datasets:
+      - name: orders
+        source: orders.parquet
+        tenant_key: seller_id
+        time: ordered_at
+        dimensions:
+          - name: status
+        measures:
+          - {name: revenue, agg: sum, sql: amount}
+          - {name: returned, agg: count, filter: "status = 'returned'"}
+          - {name: return_rate, agg: derived, sql: returned / orders}
+        joins:
+          - {to: products, on: {product_id: product_id}, relationship: many_to_one}
+        row_rules:
+          - {column: region, claim: regions}
+        column_rules:
+          - {columns: [cost], claim: role, allow: [admin]}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from embedkit.dataset import SQL, Dataset
+from embedkit.errors import ModelError, Problem
+from embedkit.security.rules import ColumnRule, RowRule
+from embedkit.semantic.members import Dimension, Join, Measure, Segment, TimeDimension
+
+__all__ = ["load_datasets"]
+
+T = TypeVar("T")
+
+_LISTS: dict[str, Callable[..., Any]] = {
+    "dimensions": Dimension,
+    "time_dimensions": TimeDimension,
+    "measures": Measure,
+    "segments": Segment,
+    "joins": Join,
+    "row_rules": RowRule,
+    "column_rules": ColumnRule,
+}
+
+
+def load_datasets(path: str | Path) -> list[Dataset]:
+    """Read datasets from a YAML file or every ``*.yml``/``*.yaml`` file of a folder.
+
+    Raises :class:`~embedkit.errors.ModelError` listing every problem found.
+    """
+    root = Path(path)
+    if root.is_dir():
+        files = sorted([*root.glob("*.yml"), *root.glob("*.yaml")])
+        if not files:
+            raise ModelError([Problem(str(root), None, "holds no *.yml or *.yaml files")])
+    elif root.exists():
+        files = [root]
+    else:
+        raise ModelError([Problem(str(root), None, "does not exist")])
+    problems: list[Problem] = []
+    datasets: list[Dataset] = []
+    for file in files:
+        try:
+            doc = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except yaml.YAMLError as err:
+            problems.append(Problem(file.name, None, f"is not valid YAML: {err}"))
+            continue
+        if not isinstance(doc, Mapping) or not isinstance(doc.get("datasets"), list):
+            problems.append(Problem(file.name, None, "must hold a top-level 'datasets:' list"))
+            continue
+        for index, entry in enumerate(doc["datasets"]):
+            where = f"{file.name}: datasets[{index}]"
+            ds = _dataset(entry, where, file.parent, problems)
+            if ds is not None:
+                datasets.append(ds)
+    if problems:
+        raise ModelError(problems)
+    return datasets
+
+
+def _dataset(entry: Any, where: str, base: Path, problems: list[Problem]) -> Dataset | None:
+    if not isinstance(entry, Mapping):
+        problems.append(Problem(where, None, "must be a mapping with name, source, ..."))
+        return None
+    name = entry.get("name")
+    label = f"{where} ({name})" if isinstance(name, str) else where
+    allowed = {f.name for f in fields(Dataset)} | {"sql"}
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        problems.append(
+            Problem(
+                label,
+                None,
+                f"has unknown key(s) {', '.join(unknown)}",
+                f"keys are: {', '.join(sorted(allowed))}",
+            )
+        )
+        return None
+    if not isinstance(name, str):
+        problems.append(Problem(label, "name", "is missing or not a string"))
+        return None
+    kwargs: dict[str, Any] = {k: v for k, v in entry.items() if k not in _LISTS}
+    if "sql" in kwargs:
+        if "source" in kwargs:
+            problems.append(Problem(label, None, "has both 'source' and 'sql'", "keep one"))
+            return None
+        kwargs["source"] = SQL(str(kwargs.pop("sql")))
+    elif isinstance(kwargs.get("source"), str):
+        source = Path(kwargs["source"])
+        kwargs["source"] = str(source if source.is_absolute() else base / source)
+    else:
+        problems.append(
+            Problem(
+                label,
+                "source",
+                "is missing",
+                "give a file path or glob (source:) or a query (sql:)",
+            )
+        )
+        return None
+    ok = True
+    for key, factory in _LISTS.items():
+        items = entry.get(key, [])
+        if not isinstance(items, list):
+            problems.append(Problem(label, key, "must be a list"))
+            ok = False
+            continue
+        built = []
+        for i, item in enumerate(items):
+            member = _build(factory, item, f"{key}[{i}]", label, problems)
+            if member is None:
+                ok = False
+            else:
+                built.append(member)
+        kwargs[key] = tuple(built)
+    if not ok:
+        return None
+    try:
+        return Dataset(**kwargs)
+    except TypeError as err:
+        problems.append(Problem(label, None, str(err)))
+        return None
+
+
+def _build(
+    factory: Callable[..., T], item: Any, where: str, label: str, problems: list[Problem]
+) -> T | None:
+    if not isinstance(item, Mapping):
+        problems.append(Problem(label, where, "must be a mapping"))
+        return None
+    allowed = {f.name for f in fields(factory)}  # type: ignore[arg-type]
+    unknown = sorted(set(item) - allowed)
+    if unknown:
+        problems.append(
+            Problem(
+                label,
+                where,
+                f"has unknown key(s) {', '.join(unknown)}",
+                f"keys are: {', '.join(sorted(allowed))}",
+            )
+        )
+        return None
+    try:
+        return factory(**item)
+    except TypeError as err:
+        problems.append(Problem(label, where, str(err).split(".__init__() ")[-1]))
+        return None
