@@ -17,10 +17,7 @@ def coerce(value: Any, kind: str, *, tz: tzinfo | None = None) -> Any:
     if kind == "string":
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise ValueError(f"{value!r} is not a text value")
-        text = str(value)
-        if "\x00" in text:
-            raise ValueError("text values must not contain NUL characters")
-        return text
+        return str(value)
     if kind in ("integer", "number"):
         if isinstance(value, bool):
             raise ValueError(f"{value!r} is not a number")
