@@ -116,6 +116,8 @@ class EmbedKit:
                     self._store.drop(ds.name)
                 raise ModelError(problems)
             self._model = model
+            # Compiled shapes and Polars frames belong to the previous model.
+            self._compiler = Compiler("duckdb")
             self._polars = None
 
     def register_yaml(self, path: str | Path) -> None:
