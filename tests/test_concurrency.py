@@ -29,9 +29,7 @@ def test_concurrent_queries_from_many_threads_each_get_their_own_tenant() -> Non
     )
     want = {
         t: (s, n)
-        for t, s, n in rows.group_by("tenant")
-        .agg(pl.col("amount").sum(), pl.len())
-        .iter_rows()
+        for t, s, n in rows.group_by("tenant").agg(pl.col("amount").sum(), pl.len()).iter_rows()
     }
     query = ek.Query(measures=["sales.revenue", "sales.n"])
 

@@ -22,7 +22,7 @@ def test_readme_quickstart_runs_and_returns_only_the_sellers_rows(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "__quickstart__"}
-    exec(compile(quickstart_code(), "README.md", "exec"), namespace)  # noqa: S102
+    exec(compile(quickstart_code(), "README.md", "exec"), namespace)
     got = namespace["df"]
     assert isinstance(got, pl.DataFrame)
     raw = pl.read_parquet(tmp_path / "orders.parquet").filter(pl.col("seller_id") == 1)
