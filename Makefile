@@ -19,8 +19,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# pytest exits 5 when it collected no test: a suite that runs nothing proves nothing.
 pytest: $(STAMP)
-	$(BIN)/python -m pytest
+	@$(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing the run"; fi; \
+	exit $$rc
 
 test: lint typecheck pytest
 
