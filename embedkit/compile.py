@@ -144,7 +144,9 @@ class _Renderer:
     def scalar(self, name: str) -> exp.Expr:
         m = self.member(name)
         assert m.tree is not None
-        return self.qualify(m.tree, m.dataset)
+        value = self.qualify(m.tree, m.dataset)
+        # Keep a member's expression whole inside the conditions built around it.
+        return value if isinstance(value, exp.Column | exp.Literal) else exp.Paren(this=value)
 
     def measure(self, name: str) -> exp.Expr:
         m = self.member(name)
@@ -153,6 +155,9 @@ class _Renderer:
             deps = {d: self.measure(f"{m.dataset}.{d}") for d in m.depends_on}
             return _rewrite(m.tree, lambda c: exp.Paren(this=deps[c.name].copy()))
         agg = aggregate(m.agg or "count", m.tree, m.filter)
+        if m.agg == "sum" and m.value_kind == "integer":
+            # DuckDB sums integers as HUGEINT (a decimal in Arrow); BIGINT is what users expect.
+            agg = exp.Cast(this=agg, to=exp.DataType.build("BIGINT"))
         return self.qualify(agg, m.dataset)
 
     def bucket(self, member_name: str, grain: str | None) -> exp.Expr:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from embedkit.compile import TOTAL_COLUMN, Compiler
-from embedkit.dataset import Dataset
+from embedkit.dataset import NAME_PATTERN, SQL, Dataset
 from embedkit.engines.duckdb import DuckDBStore
 from embedkit.errors import DataLoadError, ModelError, Problem, QueryError
 from embedkit.plan import ScopedQuery
@@ -74,13 +75,16 @@ class EmbedKit:
         join...) is collected and raised as one :class:`~embedkit.errors.ModelError`;
         when that happens nothing of this call stays registered.
         """
+        for ds in datasets:
+            if not isinstance(ds, Dataset):
+                raise TypeError(f"register() takes Dataset objects, not {type(ds).__name__}")
         problems: list[Problem] = []
         loaded: list[Dataset] = []
+        # Datasets defined by SQL read other datasets, so they load after the files.
+        ordered = sorted(datasets, key=lambda d: isinstance(d.source, SQL))
         with self._lock:
             names = [d.name for d in datasets]
-            for ds in datasets:
-                if not isinstance(ds, Dataset):
-                    raise TypeError(f"register() takes Dataset objects, not {type(ds).__name__}")
+            for ds in ordered:
                 if names.count(ds.name) > 1 or ds.name in self._model.datasets:
                     problems.append(
                         Problem(
@@ -88,8 +92,6 @@ class EmbedKit:
                         )
                     )
                     continue
-                from embedkit.dataset import NAME_PATTERN
-
                 if not NAME_PATTERN.match(ds.name):
                     problems.append(
                         Problem(
@@ -121,10 +123,20 @@ class EmbedKit:
             self._polars = None
 
     def register_yaml(self, path: str | Path) -> None:
-        """Register the datasets described by a YAML file or a folder of them."""
+        """Register the datasets described by a YAML file or a folder of them.
+
+        Problems name the file and the place in it, as well as the dataset.
+        """
         from embedkit.semantic.yaml import load_datasets
 
-        self.register(*load_datasets(path))
+        datasets = load_datasets(path)
+        try:
+            self.register(*datasets)
+        except ModelError as err:
+            where = {d.name: d.meta.get("yaml", d.name) for d in datasets}
+            raise ModelError(
+                [replace(p, dataset=where.get(p.dataset, p.dataset)) for p in err.problems]
+            ) from None
 
     @property
     def data_versions(self) -> Mapping[str, int]:
@@ -155,18 +167,11 @@ class EmbedKit:
         q = query if isinstance(query, Query) else Query.from_json(query)
         compares = self._comparisons(q)
         if compares:
-            first, *others = [self._run(c, principal, engine) for c in compares]
+            first, *others = [
+                replace(self._run(c, principal, engine), date_range=_range_of(c)) for c in compares
+            ]
             previous = others[0] if q.compare == "previous_period" else None
-            return QueryResult(
-                first.table,
-                first.sql,
-                first.engine,
-                first.timings,
-                first.data_versions,
-                first.total,
-                previous,
-                tuple(others),
-            )
+            return replace(first, previous=previous, comparisons=tuple(others))
         return self._run(q, principal, engine)
 
     def _comparisons(self, q: Query) -> list[Query]:
@@ -254,3 +259,11 @@ def _count_all(kit: EmbedKit, q: Query, principal: Principal, engine: Engine) ->
         return 0
     result = kit._run(replace(q, limit=None, offset=None, total=False), principal, engine)
     return result.num_rows
+
+
+def _range_of(q: Query) -> str | tuple[str, ...] | None:
+    ranged = [t.date_range for t in q.time if t.date_range is not None]
+    if not ranged:
+        return None
+    rng = ranged[0]
+    return rng if isinstance(rng, str) else tuple(rng)

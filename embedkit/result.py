@@ -20,6 +20,10 @@ class QueryResult:
     ``table`` has one column per requested member, named after it
     (``orders.revenue``, ``orders.ordered_at.day``). Its schema metadata carries
     the SQL, timings and data versions too, so they travel with the table.
+
+    With ``compare="previous_period"``, ``previous`` holds the period before;
+    with ``compareDateRange``, ``comparisons`` holds one result per further range.
+    ``date_range`` says which range a result covers when ranges were compared.
     """
 
     table: pa.Table
@@ -30,6 +34,7 @@ class QueryResult:
     total: int | None = None
     previous: QueryResult | None = None
     comparisons: tuple[QueryResult, ...] = field(default=())
+    date_range: str | tuple[str, ...] | None = None
 
     @property
     def num_rows(self) -> int:

@@ -196,7 +196,7 @@ class _Scoper:
             assert key is not None  # the model refuses a non-public dataset without one
             kind = ds.column_kind(key)
             try:
-                value = coerce(self.principal.tenant, kind)
+                value = coerce(self.principal.tenant, kind, strict=True)
             except ValueError:
                 raise AccessDenied(
                     f"dataset '{ds.name}': the principal's tenant does not fit tenant key "
@@ -219,7 +219,7 @@ class _Scoper:
                 )
             kind = ds.column_kind(rule.column)
             try:
-                slots = tuple(self.params.add(coerce(v, kind)) for v in values)
+                slots = tuple(self.params.add(coerce(v, kind, strict=True)) for v in values)
             except ValueError:
                 raise AccessDenied(
                     f"dataset '{ds.name}': claim '{rule.claim}' does not fit column "
@@ -235,6 +235,13 @@ class _Scoper:
             return self.params.add(coerce(raw, member.value_kind, tz=self.tz))
         except ValueError as err:
             raise QueryError(f"query: {what} on '{member.qualified}': {err}") from None
+
+    def interval(self, member: Member, rng: str | Sequence[str]) -> Interval:
+        try:
+            return resolve_range(rng, self.tz, self.now)
+        except QueryError as err:
+            reason = str(err).removeprefix("query: ")
+            raise QueryError(f"query: date range of '{member.qualified}': {reason}") from None
 
     def instant(self, member: Member, point: datetime) -> Slot:
         return self.params.add(_instant(point, member.value_kind))
@@ -298,13 +305,17 @@ class _Scoper:
                     "or two ISO dates"
                 )
             rng: str | tuple[str, ...] = values[0] if len(values) == 1 else tuple(values)
-            interval = resolve_range(rng, self.tz, self.now)
+            interval = self.interval(member, rng)
             return self.range_condition(member, interval, negate=op == "notInDateRange"), False
         if op in ("beforeDate", "beforeOrOnDate", "afterDate", "afterOrOnDate"):
             text = values[0]
             if not isinstance(text, str):
                 raise QueryError(f"query: '{op}' on '{name}' takes an ISO date string")
-            point = _point(text, self.tz, end=op in ("beforeOrOnDate", "afterDate"))
+            try:
+                point = _point(text, self.tz, end=op in ("beforeOrOnDate", "afterDate"))
+            except QueryError as err:
+                reason = str(err).removeprefix("query: ")
+                raise QueryError(f"query: '{op}' on '{name}': {reason}") from None
             internal = "lt" if op.startswith("before") else "gte"
             return Condition(name, internal, (self.instant(member, point),)), False
         slots = tuple(self.value(member, v, f"'{op}'") for v in values)
@@ -362,7 +373,7 @@ class _Scoper:
                 if all(b.output != output for b in buckets):
                     buckets.append(Bucket(member.qualified, t.grain, output))
             if t.date_range is not None:
-                interval = resolve_range(t.date_range, self.tz, self.now)
+                interval = self.interval(member, t.date_range)
                 where.append(self.range_condition(member, interval))
         for f in q.filters:
             node, is_measure = self.node(f)

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 __all__ = ["coerce"]
 
 
-def coerce(value: Any, kind: str, *, tz: tzinfo | None = None) -> Any:
+def coerce(value: Any, kind: str, *, tz: tzinfo | None = None, strict: bool = False) -> Any:
     """``value`` as the Python type bound for a member of ``kind``.
 
+    ``strict`` (for tenant ids and claims) accepts only exact forms: an integer
+    column takes an int or a string of digits, never "1e3" or "1.5".
     Raises ``ValueError`` with a message fit to show the caller.
     """
+    if strict and kind == "integer":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
+            return int(value)
+        raise ValueError(f"{value!r} is not an integer")
     if kind == "string":
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise ValueError(f"{value!r} is not a text value")

@@ -132,11 +132,12 @@ class DuckDBStore:
                     f"dataset '{name}': unknown format {fmt!r}; use parquet, csv or ndjson"
                 )
             try:
-                return _collect(scan(), name)
-            except DataLoadError:
-                raise
+                frame = _parse_time_columns(scan(), dataset)
             except Exception as err:  # Polars raises many kinds; all mean "cannot read"
-                raise DataLoadError(f"dataset '{name}': cannot read {path!r}: {err}") from None
+                raise DataLoadError(
+                    f"dataset '{name}': cannot read {path!r}: {_first_line(err)}"
+                ) from None
+            return _collect(frame, name, path)
         raise DataLoadError(
             f"dataset '{name}': unsupported source {type(src).__name__}; use a path or glob, "
             "a pyarrow.Table, a polars DataFrame/LazyFrame, or embedkit.SQL('...')"
@@ -163,7 +164,8 @@ class DuckDBStore:
             if table.name not in self._columns or table.db or table.catalog:
                 raise DataLoadError(
                     f"dataset '{dataset.name}': its SQL reads '{table.sql('duckdb')}', which is "
-                    f"not a registered dataset; datasets are: {', '.join(sorted(self._columns))}"
+                    "not a registered dataset (register it before, or earlier in the same call); "
+                    f"datasets are: {', '.join(sorted(self._columns)) or '(none yet)'}"
                 )
         return tree
 
@@ -225,11 +227,8 @@ class DuckDBStore:
     def drop(self, dataset: str) -> None:
         """Forget a dataset (used to undo a registration that failed its checks)."""
         with self._lock:
-            self._con.execute(
-                exp.Drop(this=exp.table_(dataset, quoted=True), kind="TABLE", exists=True).sql(
-                    "duckdb"
-                )
-            )
+            drop = exp.Drop(tables=[exp.table_(dataset, quoted=True)], kind="TABLE", exists=True)
+            self._con.execute(drop.sql("duckdb"))
             self._columns.pop(dataset, None)
             self.versions.pop(dataset, None)
 
@@ -237,8 +236,26 @@ class DuckDBStore:
         self._con.close()
 
 
-def _collect(frame: pl.LazyFrame, name: str) -> pa.Table:
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _parse_time_columns(frame: pl.LazyFrame, dataset: Dataset) -> pl.LazyFrame:
+    """Text files carry times as ISO strings: parse the declared time columns."""
+    schema = frame.collect_schema()
+    wanted = {dataset.time} | {t.name for t in dataset.time_dimensions if t.sql is None}
+    text = sorted(c for c in wanted if c and schema.get(c) == pl.String)
+    if not text:
+        return frame
+    return frame.with_columns(pl.col(c).str.to_datetime(strict=True) for c in text)
+
+
+def _collect(frame: pl.LazyFrame, name: str, path: str | None = None) -> pa.Table:
     try:
         return frame.collect().to_arrow()
     except Exception as err:  # Polars raises many kinds; all mean "cannot read"
-        raise DataLoadError(f"dataset '{name}': cannot read its rows: {err}") from None
+        where = f" from {path!r}" if path else ""
+        raise DataLoadError(
+            f"dataset '{name}': cannot read its rows{where}: {_first_line(err)}"
+        ) from None

@@ -4,10 +4,12 @@ Every range resolves to a half-open interval ``[start, end)`` of aware datetimes
 in the query's zone. Both ends of an absolute pair are inclusive, as in Cube:
 ``["2024-01-01", "2024-01-31"]`` covers the whole of January 31st.
 
+A single ISO date or datetime string stands for that one day (or instant).
 Relative phrases: ``today``, ``yesterday``, ``tomorrow``, ``this|last|next
-week|month|quarter|year`` (calendar periods; weeks start on Monday), and
-``last N minutes|hours|days|weeks|months|quarters|years`` (the N periods ending
-with the current one, so ``last 7 days`` includes today).
+week|month|quarter|year`` (calendar periods; weeks start on Monday), ``last N
+minutes|hours|days|weeks|months|quarters|years`` (the N whole periods before the
+current one, as in Cube: ``last 7 days`` ends with yesterday, ``last 1 month`` is
+``last month``) and ``next N ...`` (the N periods after the current one).
 """
 
 from __future__ import annotations
@@ -119,6 +121,8 @@ def resolve_range(value: str | Sequence[str], tz: ZoneInfo, now: datetime) -> In
             raise QueryError(f"query: date range {list(value)} ends before it starts")
         return Interval(start, stop)
     phrase = " ".join(value.lower().split())
+    if phrase[:1].isdigit():  # one ISO date or datetime: that day, or that instant
+        return resolve_range((value.strip(), value.strip()), tz, now)
     if phrase in ("today", "yesterday", "tomorrow"):
         start = _period_start(now, "day")
         offset = {"today": 0, "yesterday": -1, "tomorrow": 1}[phrase]
@@ -138,9 +142,8 @@ def resolve_range(value: str | Sequence[str], tz: ZoneInfo, now: datetime) -> In
         if which == "next":
             start = _shift(current, unit, 1)
             return Interval(start, _shift(start, unit, count))
-        if count_text:  # last N units: the N periods ending with the current one
-            return Interval(_shift(current, unit, 1 - count), _shift(current, unit, 1))
-        return Interval(_shift(current, unit, -1), current)  # last unit: the previous period
+        # last N units: the N whole periods before the current one (Cube's meaning).
+        return Interval(_shift(current, unit, -count), current)
     raise QueryError(
         f"query: cannot read date range {value!r}; use a pair of ISO dates, or one of: today, "
         "yesterday, this month, last month, last 7 days, last 12 months, this year..."

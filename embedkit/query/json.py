@@ -78,6 +78,7 @@ QUERY_JSON_SCHEMA: dict[str, Any] = {
                     "type": "object",
                     "additionalProperties": False,
                     "required": ["operator"],
+                    "anyOf": [{"required": ["member"]}, {"required": ["dimension"]}],
                     "properties": {
                         "member": {"type": "string"},
                         "dimension": {"type": "string"},

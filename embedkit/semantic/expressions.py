@@ -119,7 +119,12 @@ def parse_expression(text: str) -> ParsedExpression:
             continue
         if isinstance(node, _STRUCTURAL) or type(node) in _FUNCTIONS:
             continue
-        name = node.key.upper() if isinstance(node, exp.Func) else type(node).__name__
+        if isinstance(node, exp.Anonymous):
+            name = f"{node.name}()"
+        elif isinstance(node, exp.Func):
+            name = f"{node.key.upper()}()"
+        else:
+            name = type(node).__name__.upper()
         raise ValueError(
             f"{text!r} uses {name}, which embedkit does not allow in model expressions; "
             f"allowed: columns, literals, arithmetic, comparisons, AND/OR/NOT, IS NULL, IN, "

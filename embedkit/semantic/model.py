@@ -198,17 +198,7 @@ def _resolve_dataset(ds: Dataset, probe: SchemaProbe, out: _Collector) -> Resolv
             f"column '{ds.tenant_key}' does not exist; columns are: {_columns_list(columns)}",
             "name an existing column",
         )
-    if (
-        ds.time
-        and ds.time in columns
-        and value_kind(columns[ds.time]) not in ("date", "timestamp", "timestamptz")
-    ):
-        out.add(
-            name,
-            "time",
-            f"column '{ds.time}' is {columns[ds.time]}, not a date or timestamp",
-            "name a DATE or TIMESTAMP column, or cast it in the source",
-        )
+    # A bad `time` column is reported once, by the time dimension made from it.
     for col in ds.primary_key_columns:
         if col not in columns:
             out.add(
@@ -281,17 +271,27 @@ def _resolve_dataset(ds: Dataset, probe: SchemaProbe, out: _Collector) -> Resolv
                 title=d.title,
                 description=d.description,
             )
+    declared_times = {t.name for t in ds.time_dimensions}
     for t in ds.all_time_dimensions():
+        implicit = t.name == ds.time and t.name not in declared_times
         got = scalar(t.name, "time dimension", t.sql or _quote(t.name))
         if got and (dtype := typed(t.name, "time dimension", got[0])):
             kind = value_kind(dtype)
             if kind not in ("date", "timestamp", "timestamptz"):
-                out.add(
-                    name,
-                    f"time dimension '{t.name}'",
-                    f"is {dtype}, not a date or timestamp",
-                    "use a DATE/TIMESTAMP column, or declare it as a plain dimension",
-                )
+                if implicit:
+                    out.add(
+                        name,
+                        "time",
+                        f"column '{t.name}' is {dtype}, not a date or timestamp",
+                        "name a DATE or TIMESTAMP column, or cast it in the source",
+                    )
+                else:
+                    out.add(
+                        name,
+                        f"time dimension '{t.name}'",
+                        f"is {dtype}, not a date or timestamp",
+                        "use a DATE/TIMESTAMP column, or declare it as a plain dimension",
+                    )
                 continue
             members[t.name] = Member(
                 name,
@@ -403,6 +403,8 @@ def _resolve_measures(ds, columns, members, scalar, typed, out) -> None:  # type
                 continue
         probe_tree = _aggregate(m.agg, inner, flt)
         if dtype := typed(m.name, "measure", probe_tree):
+            if m.agg == "sum" and dtype == "HUGEINT":
+                dtype = "BIGINT"  # the compiler casts integer sums to BIGINT
             members[m.name] = Member(
                 name,
                 m.name,

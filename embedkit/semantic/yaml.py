@@ -94,7 +94,7 @@ def _dataset(entry: Any, where: str, base: Path, problems: list[Problem]) -> Dat
     name = entry.get("name")
     label = f"{where} ({name})" if isinstance(name, str) else where
     allowed = {f.name for f in fields(Dataset)} | {"sql"}
-    unknown = sorted(set(entry) - allowed)
+    unknown = sorted(str(key) for key in set(entry) - allowed)
     if unknown:
         problems.append(
             Problem(
@@ -144,6 +144,7 @@ def _dataset(entry: Any, where: str, base: Path, problems: list[Problem]) -> Dat
         kwargs[key] = tuple(built)
     if not ok:
         return None
+    kwargs["meta"] = {**(kwargs.get("meta") or {}), "yaml": f"{label}"}
     try:
         return Dataset(**kwargs)
     except TypeError as err:
@@ -157,8 +158,10 @@ def _build(
     if not isinstance(item, Mapping):
         problems.append(Problem(label, where, "must be a mapping"))
         return None
+    # YAML 1.1 reads a bare `on:` key as the boolean true; it can only mean "on".
+    item = {("on" if key is True else key): value for key, value in item.items()}
     allowed = {f.name for f in fields(factory)}  # type: ignore[arg-type]
-    unknown = sorted(set(item) - allowed)
+    unknown = sorted(str(key) for key in set(item) - allowed)
     if unknown:
         problems.append(
             Problem(
