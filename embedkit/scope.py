@@ -61,6 +61,7 @@ _DIMENSION_OPS: dict[str, tuple[str, ...]] = {
     "endsWith": ("string",),
     "notEndsWith": ("string",),
     "inDateRange": _TEMPORAL,
+    "onTheDate": _TEMPORAL,
     "notInDateRange": _TEMPORAL,
     "beforeDate": _TEMPORAL,
     "beforeOrOnDate": _TEMPORAL,
@@ -298,6 +299,10 @@ class _Scoper:
             raise QueryError(f"query: operator '{op}' on '{name}' takes exactly one value")
         if op in ("between", "notBetween") and len(values) != 2:
             raise QueryError(f"query: operator '{op}' on '{name}' takes exactly two values")
+        if op == "onTheDate":
+            if len(values) != 1 or not isinstance(values[0], str):
+                raise QueryError(f"query: 'onTheDate' on '{name}' takes one ISO date")
+            return self.range_condition(member, self.interval(member, values[0])), False
         if op in ("inDateRange", "notInDateRange"):
             if len(values) not in (1, 2) or not all(isinstance(v, str) for v in values):
                 raise QueryError(

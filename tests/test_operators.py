@@ -652,3 +652,20 @@ def test_joined_dimension_groups_by_the_tenants_own_products(
         n=pl.len(), revenue=pl.when(amount.count() > 0).then(amount.sum())
     )
     assert got == {c: (n, r) for c, n, r in expected.select("category", "n", "revenue").iter_rows()}
+
+
+def test_on_the_date_keeps_the_whole_local_day(
+    shop_kit: ek.EmbedKit, shop_orders: pl.DataFrame
+) -> None:
+    day = shop_orders.filter(pl.col("seller_id") == 1)["ordered_at"].min()
+    assert day is not None
+    q = ek.Query(
+        measures=["orders.count"],
+        filters=[ek.Filter("orders.ordered_at", "onTheDate", [day.date().isoformat()])],
+    )
+    got = shop_kit.query(q, principal=ek.Principal(tenant=1)).to_pylist()[0]["orders.count"]
+    want = shop_orders.filter(
+        (pl.col("seller_id") == 1) & (pl.col("ordered_at").dt.date() == day.date())
+    ).height
+    assert want > 0
+    assert got == want

@@ -43,6 +43,7 @@ OPERATORS: tuple[str, ...] = (
     "notSet",
     "inDateRange",
     "notInDateRange",
+    "onTheDate",
     "beforeDate",
     "beforeOrOnDate",
     "afterDate",
