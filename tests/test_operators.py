@@ -141,6 +141,11 @@ OPERATOR_CASES: list[tuple[str, ek.Filter, pl.Expr]] = [
         (ordered_at >= datetime(2024, 3, 1)) & (ordered_at < datetime(2024, 4, 1)),
     ),
     (
+        "onTheDate-is-that-whole-day",
+        F("orders.ordered_at", "onTheDate", ["2024-01-31"]),
+        (ordered_at >= datetime(2024, 1, 31)) & (ordered_at < datetime(2024, 2, 1)),
+    ),
+    (
         "inDateRange-on-a-date-column",
         F("orders.shipped_on", "inDateRange", ["2024-01-04", "2024-03-20"]),
         shipped_on.is_between(datetime(2024, 1, 4).date(), datetime(2024, 3, 20).date()),
