@@ -98,7 +98,8 @@ class Compiler:
 
 
 def _rewrite(tree: exp.Expr, column: Callable[[exp.Column], exp.Expr]) -> exp.Expr:
-    """A copy of ``tree`` with columns replaced and every division made safe (x / 0 is null)."""
+    """A copy of ``tree`` with columns replaced and every division and remainder made
+    safe (``x / 0`` and ``x % 0`` are null, not an error)."""
     out = tree.copy()
     for node in list(out.find_all(exp.Column)):
         replacement = column(node)
@@ -106,7 +107,7 @@ def _rewrite(tree: exp.Expr, column: Callable[[exp.Column], exp.Expr]) -> exp.Ex
             out = replacement
         else:
             node.replace(replacement)
-    for div in list(out.find_all(exp.Div)):
+    for div in list(out.find_all(exp.Div, exp.Mod)):
         denominator = div.expression
         div.set("expression", exp.Nullif(this=denominator, expression=exp.Literal.number(0)))
     return out

@@ -211,12 +211,13 @@ class EmbedKit:
             table, _ = self._store.execute(compiled)
             sql = compiled.sql
         elif engine == "polars":
-            from embedkit.engines.polars import PolarsEngine
+            from embedkit.engines.polars import PolarsEngine, execute
 
             if self._polars is None:
                 self._polars = PolarsEngine(self._store.arrow)
+            planned = self._polars.compile(scoped)
             t2 = time.perf_counter()
-            table = self._polars.run(scoped)
+            table = execute(planned)
             sql = ""
         else:
             raise QueryError(f"unknown engine {engine!r}; engines are: duckdb, polars")

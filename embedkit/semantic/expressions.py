@@ -110,7 +110,7 @@ def parse_expression(text: str) -> ParsedExpression:
             continue
         if isinstance(node, exp.DataType):
             if (
-                node.this.name.upper() not in ALLOWED_CASTS
+                node.this.name.upper() not in (*ALLOWED_CASTS, "TIMESTAMPNTZ")
                 and node.sql().upper() not in ALLOWED_CASTS
             ):
                 raise ValueError(
