@@ -13,8 +13,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check embedkit tests benchmarks
-	$(BIN)/ruff format --check embedkit tests benchmarks
+	$(BIN)/ruff check embedkit tests benchmarks scripts
+	$(BIN)/ruff format --check embedkit tests benchmarks scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

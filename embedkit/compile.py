@@ -25,7 +25,8 @@ from embedkit.plan import (
     ScopedQuery,
     Slot,
 )
-from embedkit.semantic.model import Member, Model, aggregate
+from embedkit.semantic.expressions import safe_arithmetic
+from embedkit.semantic.model import Member, Model, measure_expression
 
 __all__ = ["TOTAL_COLUMN", "CompiledQuery", "Compiler"]
 
@@ -107,10 +108,7 @@ def _rewrite(tree: exp.Expr, column: Callable[[exp.Column], exp.Expr]) -> exp.Ex
             out = replacement
         else:
             node.replace(replacement)
-    for div in list(out.find_all(exp.Div, exp.Mod)):
-        denominator = div.expression
-        div.set("expression", exp.Nullif(this=denominator, expression=exp.Literal.number(0)))
-    return out
+    return safe_arithmetic(out)
 
 
 class _Renderer:
@@ -151,15 +149,8 @@ class _Renderer:
 
     def measure(self, name: str) -> exp.Expr:
         m = self.member(name)
-        if m.agg == "derived":
-            assert m.tree is not None
-            deps = {d: self.measure(f"{m.dataset}.{d}") for d in m.depends_on}
-            return _rewrite(m.tree, lambda c: exp.Paren(this=deps[c.name].copy()))
-        agg = aggregate(m.agg or "count", m.tree, m.filter)
-        if m.agg == "sum" and m.value_kind == "integer":
-            # DuckDB sums integers as HUGEINT (a decimal in Arrow); BIGINT is what users expect.
-            agg = exp.Cast(this=agg, to=exp.DataType.build("BIGINT"))
-        return self.qualify(agg, m.dataset)
+        whole = measure_expression(m, lambda other: self.member(f"{m.dataset}.{other}"))
+        return self.qualify(whole, m.dataset)
 
     def bucket(self, member_name: str, grain: str | None) -> exp.Expr:
         m = self.member(member_name)

@@ -32,7 +32,7 @@ class SQL:
     query: str
 
 
-FileFormat = str  # "parquet" | "csv" | "ndjson"
+FileFormat = str  # "parquet" | "csv" | "tsv" | "ndjson" | "json" (one array of objects)
 
 #: What a dataset can be built from: a path or glob (Parquet, CSV, NDJSON), a
 #: pyarrow Table, a Polars DataFrame or LazyFrame, or :class:`SQL` over other datasets.
@@ -101,10 +101,10 @@ def file_format(dataset: Dataset) -> FileFormat | None:
         (".parquet", "parquet"),
         (".pq", "parquet"),
         (".csv", "csv"),
-        (".tsv", "csv"),
+        (".tsv", "tsv"),
         (".ndjson", "ndjson"),
         (".jsonl", "ndjson"),
-        (".json", "ndjson"),
+        (".json", "json"),
     ):
         if suffix.endswith(ext):
             return fmt

@@ -45,12 +45,15 @@ class Problem:
     member: str | None
     message: str
     fix: str | None = None
+    file: str | None = None  # "model.yml: datasets[0]" when the model came from YAML
 
     def __str__(self) -> str:
-        where = f"dataset '{self.dataset}'"
+        parts = [self.file] if self.file else []
+        if self.dataset:
+            parts.append(f"dataset '{self.dataset}'")
         if self.member:
-            where += f", {self.member}"
-        text = f"{where}: {self.message}"
+            parts.append(self.member)
+        text = f"{', '.join(parts)}: {self.message}"
         if self.fix:
             text += f" (fix: {self.fix})"
         return text

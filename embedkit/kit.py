@@ -133,9 +133,9 @@ class EmbedKit:
         try:
             self.register(*datasets)
         except ModelError as err:
-            where = {d.name: d.meta.get("yaml", d.name) for d in datasets}
+            where = {d.name: d.meta.get("yaml") for d in datasets}
             raise ModelError(
-                [replace(p, dataset=where.get(p.dataset, p.dataset)) for p in err.problems]
+                [replace(p, file=p.file or where.get(p.dataset)) for p in err.problems]
             ) from None
 
     @property

@@ -387,16 +387,16 @@ class _Scoper:
         referenced.extend(segments)
         for f in q.filters:
             referenced.extend(self.model.member(n) for n in _filter_members(f))  # type: ignore[misc]
-        root = self.root(measures, referenced)
-        needed = _unique(m.dataset for m in referenced if m.dataset != root)
-        relations = self.relations(root, needed)
         outputs = (
             [d.qualified for d in dimensions]
             + [b.output for b in buckets]
             + [m.qualified for m in measures]
         )
-        if not outputs:
+        root = self.root(measures, referenced)
+        if not outputs or not root:
             raise QueryError("query: ask for at least one measure, dimension or time grain")
+        needed = _unique(m.dataset for m in referenced if m.dataset != root)
+        relations = self.relations(root, needed)
         order = self.order(q, dimensions, buckets, measures, outputs)
         limit = self.paging(q.limit, "limit")
         offset = self.paging(q.offset, "offset")

@@ -9,6 +9,7 @@ are read by Polars and handed to DuckDB as Arrow.
 
 from __future__ import annotations
 
+import glob
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ from sqlglot.errors import ParseError
 from embedkit.compile import CompiledQuery
 from embedkit.dataset import SQL, Dataset, file_format
 from embedkit.errors import DataLoadError, ExecutionError
+from embedkit.semantic.expressions import parse_error_text
 
 __all__ = ["DuckDBStore"]
 
@@ -90,8 +92,12 @@ class DuckDBStore:
                         .from_(source)
                         .order_by(*[exp.column(c, quoted=True) for c in order])
                     )
+                # A database file keeps last run's copy; the source is the truth.
                 create = exp.Create(
-                    this=exp.table_(name, quoted=True), kind="TABLE", expression=body
+                    this=exp.table_(name, quoted=True),
+                    kind="TABLE",
+                    expression=body,
+                    replace=True,
                 )
                 self._con.execute(create.sql("duckdb"))
             except duckdb.Error as err:
@@ -117,19 +123,26 @@ class DuckDBStore:
             if fmt is None:
                 raise DataLoadError(
                     f"dataset '{name}': cannot tell the format of {str(src)!r}; name the file "
-                    "*.parquet, *.csv or *.ndjson, or pass format='parquet' | 'csv' | 'ndjson'"
+                    "*.parquet, *.csv, *.tsv, *.ndjson or *.json, or pass format='parquet' | "
+                    "'csv' | 'tsv' | 'ndjson' | 'json'"
                 )
             path = str(src)
-            if not any(ch in path for ch in "*?[") and not Path(path).exists():
+            if any(ch in path for ch in "*?["):
+                if not glob.glob(path, recursive=True):
+                    raise DataLoadError(f"dataset '{name}': no file matches {path!r}")
+            elif not Path(path).exists():
                 raise DataLoadError(f"dataset '{name}': file {path!r} does not exist")
             scan = {
                 "parquet": lambda: pl.scan_parquet(path),
                 "csv": lambda: pl.scan_csv(path, try_parse_dates=True),
+                "tsv": lambda: pl.scan_csv(path, separator="\t", try_parse_dates=True),
                 "ndjson": lambda: pl.scan_ndjson(path),
+                "json": lambda: pl.read_json(path).lazy(),
             }.get(fmt)
             if scan is None:
                 raise DataLoadError(
-                    f"dataset '{name}': unknown format {fmt!r}; use parquet, csv or ndjson"
+                    f"dataset '{name}': unknown format {fmt!r}; use parquet, csv, tsv, ndjson "
+                    "or json"
                 )
             try:
                 frame = _parse_time_columns(scan(), dataset)
@@ -149,7 +162,9 @@ class DuckDBStore:
         try:
             tree = sqlglot.parse_one(text, read="duckdb")
         except ParseError as err:
-            raise DataLoadError(f"dataset '{dataset.name}': cannot parse its SQL: {err}") from None
+            raise DataLoadError(
+                f"dataset '{dataset.name}': cannot parse its SQL: {parse_error_text(err)}"
+            ) from None
         if not isinstance(tree, exp.Query):
             raise DataLoadError(f"dataset '{dataset.name}': its SQL must be a SELECT query")
         ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}

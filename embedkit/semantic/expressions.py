@@ -8,13 +8,20 @@ at registration with the list of what is allowed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-__all__ = ["ALLOWED_FUNCTIONS", "ParsedExpression", "parse_expression"]
+__all__ = [
+    "ALLOWED_FUNCTIONS",
+    "ParsedExpression",
+    "parse_error_text",
+    "parse_expression",
+    "safe_arithmetic",
+]
 
 # Scalar building blocks every engine supports identically.
 _STRUCTURAL: tuple[type[exp.Expr], ...] = (
@@ -96,8 +103,7 @@ def parse_expression(text: str) -> ParsedExpression:
     try:
         tree = sqlglot.parse_one(text, read="duckdb")
     except ParseError as err:
-        first = err.errors[0]["description"] if err.errors else str(err)
-        raise ValueError(f"cannot parse {text!r}: {first}") from None
+        raise ValueError(f"cannot parse {text!r}: {parse_error_text(err)}") from None
     names: set[str] = set()
     for node in tree.walk():
         if isinstance(node, exp.Column):
@@ -119,10 +125,8 @@ def parse_expression(text: str) -> ParsedExpression:
             continue
         if isinstance(node, _STRUCTURAL) or type(node) in _FUNCTIONS:
             continue
-        if isinstance(node, exp.Anonymous):
-            name = f"{node.name}()"
-        elif isinstance(node, exp.Func):
-            name = f"{node.key.upper()}()"
+        if isinstance(node, exp.Func):  # named as written (sqlglot renames some internally)
+            name = node.sql("duckdb").split("(")[0] + "()"
         else:
             name = type(node).__name__.upper()
         raise ValueError(
@@ -131,3 +135,22 @@ def parse_expression(text: str) -> ParsedExpression:
             f"BETWEEN, CASE, CAST, || and the functions {', '.join(ALLOWED_FUNCTIONS)}"
         )
     return ParsedExpression(tree=tree, names=frozenset(names))
+
+
+def parse_error_text(err: ParseError) -> str:
+    """sqlglot's parse error as one plain line: what is wrong, and where."""
+    if not err.errors:
+        return re.sub(r"\x1b\[[0-9;]*m", "", str(err)).splitlines()[0]
+    first = err.errors[0]
+    what = re.sub(r"<class 'sqlglot\.[\w.]*\.(\w+)'>", r"\1", str(first.get("description", "")))
+    what = what.replace("Required keyword: 'expression' missing for", "incomplete expression:")
+    return f"{what} at line {first.get('line')}, column {first.get('col')}"
+
+
+def safe_arithmetic(tree: exp.Expr) -> exp.Expr:
+    """``tree`` (changed in place) with every division and remainder made safe:
+    ``x / 0`` and ``x % 0`` are null, not an error, in every engine."""
+    for node in list(tree.find_all(exp.Div, exp.Mod)):
+        denominator = node.expression
+        node.set("expression", exp.Nullif(this=denominator, expression=exp.Literal.number(0)))
+    return tree

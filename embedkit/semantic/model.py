@@ -8,15 +8,15 @@ naming the dataset, the member and the fix.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from sqlglot import exp
 
 from embedkit.dataset import NAME_PATTERN, Dataset
 from embedkit.errors import ModelError, Problem
-from embedkit.semantic.expressions import parse_expression
+from embedkit.semantic.expressions import parse_expression, safe_arithmetic
 from embedkit.semantic.members import AGGREGATIONS
 
 __all__ = [
@@ -472,7 +472,7 @@ def _resolve_measures(ds, columns, members, scalar, typed, out) -> None:  # type
             tree, deps = parsed[mname]
             if all(d in members for d in deps):
                 cols = frozenset().union(*(members[d].columns for d in deps))
-                members[mname] = Member(
+                member = Member(
                     name,
                     mname,
                     "measure",
@@ -480,14 +480,15 @@ def _resolve_measures(ds, columns, members, scalar, typed, out) -> None:  # type
                     agg="derived",
                     depends_on=tuple(sorted(deps)),
                     columns=cols,
-                    dtype="DOUBLE",
-                    value_kind="number",
                     title=pending[mname].title,
                     description=pending[mname].description,
                     format=pending[mname].format,
                 )
                 pending.pop(mname)
                 progress = True
+                whole = safe_arithmetic(measure_expression(member, members.__getitem__))
+                if dtype := typed(mname, "measure", whole):
+                    members[mname] = replace(member, dtype=dtype, value_kind=value_kind(dtype))
             elif any(d not in members and d not in pending for d in deps):
                 pending.pop(mname)  # depends on a broken measure, already reported
                 progress = True
@@ -516,6 +517,30 @@ def _aggregate(agg: str, inner: exp.Expr | None, flt: exp.Expr | None) -> exp.Ex
 
 
 aggregate = _aggregate
+
+
+def measure_expression(member: Member, lookup: Callable[[str], Member]) -> exp.Expr:
+    """The whole aggregate of a measure over its dataset's (unqualified) columns.
+
+    A derived measure has its dependencies (found by ``lookup`` of their names)
+    substituted; integer sums are cast to BIGINT. Divisions are left as written:
+    the caller makes them safe with :func:`~embedkit.semantic.expressions.safe_arithmetic`.
+    """
+    if member.agg == "derived":
+        assert member.tree is not None
+        out = member.tree.copy()
+        for column in list(out.find_all(exp.Column)):
+            dependency = exp.Paren(this=measure_expression(lookup(column.name), lookup))
+            if column is out:
+                out = dependency
+            else:
+                column.replace(dependency)
+        return out
+    agg = _aggregate(member.agg or "count", member.tree, member.filter)
+    if member.agg == "sum" and member.value_kind == "integer":
+        # DuckDB sums integers as HUGEINT (a decimal in Arrow); BIGINT is what users expect.
+        agg = exp.Cast(this=agg, to=exp.DataType.build("BIGINT"))
+    return agg
 
 
 def _resolve_joins(

@@ -61,21 +61,25 @@ def load_datasets(path: str | Path) -> list[Dataset]:
     if root.is_dir():
         files = sorted([*root.glob("*.yml"), *root.glob("*.yaml")])
         if not files:
-            raise ModelError([Problem(str(root), None, "holds no *.yml or *.yaml files")])
+            raise ModelError([Problem("", None, "holds no *.yml or *.yaml files", file=str(root))])
     elif root.exists():
         files = [root]
     else:
-        raise ModelError([Problem(str(root), None, "does not exist")])
+        raise ModelError([Problem("", None, "does not exist", file=str(root))])
     problems: list[Problem] = []
     datasets: list[Dataset] = []
     for file in files:
         try:
             doc = yaml.safe_load(file.read_text(encoding="utf-8"))
         except yaml.YAMLError as err:
-            problems.append(Problem(file.name, None, f"is not valid YAML: {err}"))
+            problems.append(
+                Problem("", None, f"is not valid YAML: {_yaml_error(err)}", file=file.name)
+            )
             continue
         if not isinstance(doc, Mapping) or not isinstance(doc.get("datasets"), list):
-            problems.append(Problem(file.name, None, "must hold a top-level 'datasets:' list"))
+            problems.append(
+                Problem("", None, "must hold a top-level 'datasets:' list", file=file.name)
+            )
             continue
         for index, entry in enumerate(doc["datasets"]):
             where = f"{file.name}: datasets[{index}]"
@@ -89,15 +93,15 @@ def load_datasets(path: str | Path) -> list[Dataset]:
 
 def _dataset(entry: Any, where: str, base: Path, problems: list[Problem]) -> Dataset | None:
     if not isinstance(entry, Mapping):
-        problems.append(Problem(where, None, "must be a mapping with name, source, ..."))
+        problems.append(_problem((where, None), None, "must be a mapping with name, source, ..."))
         return None
     name = entry.get("name")
-    label = f"{where} ({name})" if isinstance(name, str) else where
+    label = (where, name if isinstance(name, str) else None)
     allowed = {f.name for f in fields(Dataset)} | {"sql"}
     unknown = sorted(str(key) for key in set(entry) - allowed)
     if unknown:
         problems.append(
-            Problem(
+            _problem(
                 label,
                 None,
                 f"has unknown key(s) {', '.join(unknown)}",
@@ -106,12 +110,12 @@ def _dataset(entry: Any, where: str, base: Path, problems: list[Problem]) -> Dat
         )
         return None
     if not isinstance(name, str):
-        problems.append(Problem(label, "name", "is missing or not a string"))
+        problems.append(_problem(label, "name", "is missing or not a string"))
         return None
     kwargs: dict[str, Any] = {k: v for k, v in entry.items() if k not in _LISTS}
     if "sql" in kwargs:
         if "source" in kwargs:
-            problems.append(Problem(label, None, "has both 'source' and 'sql'", "keep one"))
+            problems.append(_problem(label, None, "has both 'source' and 'sql'", "keep one"))
             return None
         kwargs["source"] = SQL(str(kwargs.pop("sql")))
     elif isinstance(kwargs.get("source"), str):
@@ -119,7 +123,7 @@ def _dataset(entry: Any, where: str, base: Path, problems: list[Problem]) -> Dat
         kwargs["source"] = str(source if source.is_absolute() else base / source)
     else:
         problems.append(
-            Problem(
+            _problem(
                 label,
                 "source",
                 "is missing",
@@ -131,7 +135,7 @@ def _dataset(entry: Any, where: str, base: Path, problems: list[Problem]) -> Dat
     for key, factory in _LISTS.items():
         items = entry.get(key, [])
         if not isinstance(items, list):
-            problems.append(Problem(label, key, "must be a list"))
+            problems.append(_problem(label, key, "must be a list"))
             ok = False
             continue
         built = []
@@ -144,19 +148,23 @@ def _dataset(entry: Any, where: str, base: Path, problems: list[Problem]) -> Dat
         kwargs[key] = tuple(built)
     if not ok:
         return None
-    kwargs["meta"] = {**(kwargs.get("meta") or {}), "yaml": f"{label}"}
+    kwargs["meta"] = {**(kwargs.get("meta") or {}), "yaml": where}
     try:
         return Dataset(**kwargs)
     except TypeError as err:
-        problems.append(Problem(label, None, str(err)))
+        problems.append(_problem(label, None, str(err)))
         return None
 
 
 def _build(
-    factory: Callable[..., T], item: Any, where: str, label: str, problems: list[Problem]
+    factory: Callable[..., T],
+    item: Any,
+    where: str,
+    label: tuple[str, str | None],
+    problems: list[Problem],
 ) -> T | None:
     if not isinstance(item, Mapping):
-        problems.append(Problem(label, where, "must be a mapping"))
+        problems.append(_problem(label, where, "must be a mapping"))
         return None
     # YAML 1.1 reads a bare `on:` key as the boolean true; it can only mean "on".
     item = {("on" if key is True else key): value for key, value in item.items()}
@@ -164,7 +172,7 @@ def _build(
     unknown = sorted(str(key) for key in set(item) - allowed)
     if unknown:
         problems.append(
-            Problem(
+            _problem(
                 label,
                 where,
                 f"has unknown key(s) {', '.join(unknown)}",
@@ -175,5 +183,21 @@ def _build(
     try:
         return factory(**item)
     except TypeError as err:
-        problems.append(Problem(label, where, str(err).split(".__init__() ")[-1]))
+        problems.append(_problem(label, where, str(err).split(".__init__() ")[-1]))
         return None
+
+
+def _problem(
+    at: tuple[str, str | None], member: str | None, message: str, fix: str | None = None
+) -> Problem:
+    """A problem at ``at`` = (place in the file, dataset name if known)."""
+    return Problem(at[1] or "", member, message, fix, file=at[0])
+
+
+def _yaml_error(err: yaml.YAMLError) -> str:
+    """PyYAML's error as one line with its position."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    if mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return str(problem)
