@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import os
 import re
 import sys
@@ -35,7 +36,7 @@ def update(page: Path) -> bool:
     text = page.read_text(encoding="utf-8")
     found = list(FENCE.finditer(text))
     edits: list[tuple[int, int, str]] = []
-    for m, following in zip(found, found[1:], strict=False):
+    for m, following in itertools.pairwise(found):
         if m.group(1).strip() != "python" or following.group(1).strip() != "text":
             continue
         if text[m.end() : following.start()].strip() not in ("", "It prints:"):
