@@ -28,9 +28,18 @@ from embedkit.plan import (
 from embedkit.semantic.expressions import safe_arithmetic
 from embedkit.semantic.model import Member, Model, measure_expression
 
-__all__ = ["TOTAL_COLUMN", "CompiledQuery", "Compiler"]
+__all__ = ["STORE", "TOTAL_COLUMN", "CompiledQuery", "Compiler", "stored_table"]
 
 TOTAL_COLUMN = "__embedkit_total__"
+#: The DuckDB catalog that holds every dataset (see engines/duckdb.py).
+STORE = "store"
+
+
+def stored_table(dataset: str) -> exp.Table:
+    """The table holding ``dataset``'s rows, fully qualified."""
+    return exp.table_(dataset, db="main", catalog=STORE, quoted=True)
+
+
 _COMPILE_KEY = object()
 
 
@@ -217,7 +226,7 @@ class _Renderer:
 
     def relation(self, rel: Relation) -> exp.Expr:
         preds = [self.predicate(p) for p in rel.predicates]
-        sub = exp.select(exp.Star()).from_(exp.table_(rel.dataset, quoted=True))
+        sub = exp.select(exp.Star()).from_(stored_table(rel.dataset))
         if preds:
             sub = sub.where(exp.and_(*preds))
         return exp.Subquery(

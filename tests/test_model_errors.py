@@ -632,3 +632,26 @@ def test_yaml_path_that_does_not_exist_is_named(tmp_path: Path) -> None:
     with pytest.raises(ek.ModelError, match="does not exist") as err:
         ek.EmbedKit().register_yaml(tmp_path / "missing.yml")
     assert "missing.yml" in str(err.value)
+
+
+def test_a_database_file_is_reused_across_starts_and_serves_the_sources_rows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "kit.duckdb"
+    for amounts in ([1.0, 2.0], [10.0, 20.0, 30.0]):
+        frame = pl.DataFrame({"seller_id": [1] * len(amounts), "amount": amounts})
+        kit = ek.EmbedKit(
+            [
+                ek.Dataset(
+                    "o",
+                    frame,
+                    tenant_key="seller_id",
+                    measures=[ek.Measure("total", "sum", sql="amount")],
+                )
+            ],
+            database=path,
+        )
+        got = kit.query(ek.Query(measures=["o.total"]), principal=ek.Principal(tenant=1))
+        assert got.to_pylist() == [{"o.total": sum(amounts)}]
+        kit.close()
+    assert path.exists()

@@ -23,7 +23,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from embedkit.compile import CompiledQuery
+from embedkit.compile import STORE, CompiledQuery, stored_table
 from embedkit.dataset import SQL, Dataset, file_format
 from embedkit.errors import DataLoadError, ExecutionError
 from embedkit.semantic.expressions import parse_error_text
@@ -31,6 +31,9 @@ from embedkit.semantic.expressions import parse_error_text
 __all__ = ["DuckDBStore"]
 
 _LOAD_VIEW = "__embedkit_load"
+#: Rows per row group: every query reads one tenant, so groups are small (DuckDB's
+#: default is 122,880); measured in benchmarks/core.py.
+ROW_GROUP_SIZE = 16_384
 
 
 class DuckDBStore:
@@ -40,6 +43,7 @@ class DuckDBStore:
         database: ``":memory:"`` (default) or a file path.
         memory_limit: DuckDB's memory limit, e.g. ``"2GB"``; spills to disk past it.
         threads: DuckDB worker threads (default: DuckDB's choice, one per core).
+        row_group_size: rows per stored row group (a multiple of 2048).
     """
 
     def __init__(
@@ -48,14 +52,27 @@ class DuckDBStore:
         *,
         memory_limit: str | None = None,
         threads: int | None = None,
+        row_group_size: int = ROW_GROUP_SIZE,
     ) -> None:
-        config: dict[str, Any] = {"enable_external_access": False}
+        config: dict[str, Any] = {}
         if memory_limit:
             config["memory_limit"] = memory_limit
         if threads:
             config["threads"] = threads
+        if row_group_size < 2048 or row_group_size % 2048:
+            raise ValueError("row_group_size must be a multiple of 2048")
+        # The datasets live in an attached catalog whose row groups are small, so a
+        # tenant's query reads about its own rows, not a 122,880-row group around them.
+        attach = (
+            f"ATTACH {exp.Literal.string(str(database)).sql('duckdb')} AS "
+            f"{exp.to_identifier(STORE, quoted=True).sql('duckdb')} "
+            f"(ROW_GROUP_SIZE {int(row_group_size)})"
+        )
         try:
-            self._con = duckdb.connect(str(database), config=config)
+            self._con = duckdb.connect(":memory:", config=config)
+            self._con.execute(attach)
+            # From here on no statement can touch a file or change a setting.
+            self._con.execute("SET enable_external_access = false")
             self._con.execute("SET TimeZone = 'UTC'")
             self._con.execute("SET lock_configuration = true")
         except duckdb.Error as err:
@@ -94,7 +111,7 @@ class DuckDBStore:
                     )
                 # A database file keeps last run's copy; the source is the truth.
                 create = exp.Create(
-                    this=exp.table_(name, quoted=True),
+                    this=stored_table(name),
                     kind="TABLE",
                     expression=body,
                     replace=True,
@@ -105,7 +122,7 @@ class DuckDBStore:
             finally:
                 if not isinstance(dataset.source, SQL):
                     self._con.unregister(_LOAD_VIEW)
-            rows = self._con.sql(f"DESCRIBE {exp.table_(name, quoted=True).sql('duckdb')}")
+            rows = self._con.sql(f"DESCRIBE {stored_table(name).sql('duckdb')}")
             self._columns[name] = {r[0]: r[1] for r in rows.fetchall()}
             self.versions[name] = 1
 
@@ -182,6 +199,8 @@ class DuckDBStore:
                     "not a registered dataset (register it before, or earlier in the same call); "
                     f"datasets are: {', '.join(sorted(self._columns)) or '(none yet)'}"
                 )
+            table.set("db", exp.to_identifier("main", quoted=True))
+            table.set("catalog", exp.to_identifier(STORE, quoted=True))
         return tree
 
     # -- what the model needs --------------------------------------------------------
@@ -190,7 +209,7 @@ class DuckDBStore:
         return self._columns.get(dataset, {})
 
     def expression_type(self, dataset: str, expression: exp.Expr) -> str:
-        query = exp.select(expression.copy()).from_(exp.table_(dataset, quoted=True))
+        query = exp.select(expression.copy()).from_(stored_table(dataset))
         cur = self._con.cursor()
         try:
             types = cur.sql(query.sql("duckdb")).types
@@ -204,7 +223,7 @@ class DuckDBStore:
         cols = [exp.column(c, quoted=True) for c in columns]
         dupes = (
             exp.select(*cols)
-            .from_(exp.table_(dataset, quoted=True))
+            .from_(stored_table(dataset))
             .group_by(*cols)
             .having(exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1)))
         )
@@ -214,7 +233,7 @@ class DuckDBStore:
 
     def arrow(self, dataset: str) -> pa.Table:
         """All rows of a dataset (for the Polars engine and tests; never served as is)."""
-        query = exp.select(exp.Star()).from_(exp.table_(dataset, quoted=True))
+        query = exp.select(exp.Star()).from_(stored_table(dataset))
         cur = self._con.cursor()
         try:
             return cur.sql(query.sql("duckdb")).to_arrow_table()
@@ -242,7 +261,7 @@ class DuckDBStore:
     def drop(self, dataset: str) -> None:
         """Forget a dataset (used to undo a registration that failed its checks)."""
         with self._lock:
-            drop = exp.Drop(tables=[exp.table_(dataset, quoted=True)], kind="TABLE", exists=True)
+            drop = exp.Drop(tables=[stored_table(dataset)], kind="TABLE", exists=True)
             self._con.execute(drop.sql("duckdb"))
             self._columns.pop(dataset, None)
             self.versions.pop(dataset, None)
