@@ -225,6 +225,8 @@ class _Renderer:
     # -- the statement -------------------------------------------------------------
 
     def relation(self, rel: Relation) -> exp.Expr:
+        """A joined dataset: a subquery already limited by its scope predicates, so
+        the LEFT JOIN can only ever meet rows the principal may see."""
         preds = [self.predicate(p) for p in rel.predicates]
         sub = exp.select(exp.Star()).from_(stored_table(rel.dataset))
         if preds:
@@ -233,8 +235,8 @@ class _Renderer:
             this=sub, alias=exp.TableAlias(this=exp.to_identifier(rel.alias, quoted=True))
         )
 
-    def predicate(self, p: RowPredicate) -> exp.Expr:
-        column = exp.column(p.column, quoted=True)
+    def predicate(self, p: RowPredicate, table: str | None = None) -> exp.Expr:
+        column = exp.column(p.column, table=table, quoted=True)
         if p.operator == "eq":
             return exp.EQ(this=column, expression=self.param(p.values[0]))
         return exp.In(this=column, expressions=[self.param(v) for v in p.values])
@@ -260,7 +262,12 @@ class _Renderer:
             total = exp.Window(this=exp.Count(this=exp.Star()))
             projections.append(exp.alias_(total, TOTAL_COLUMN, quoted=True))
         root, *joined = plan.relations
-        query = exp.select(*projections).from_(self.relation(root))
+        # The measured dataset is read directly and limited by its scope predicates
+        # in WHERE, AND-ed in front of every caller condition (a subquery here costs
+        # DuckDB measurable planning time); joined datasets are scoped subqueries.
+        query = exp.select(*projections).from_(
+            exp.alias_(stored_table(root.dataset), root.alias, table=True, quoted=True)
+        )
         for rel in joined:
             on = exp.and_(
                 *[
@@ -272,7 +279,7 @@ class _Renderer:
                 ]
             )
             query = query.join(self.relation(rel), on=on, join_type="left")
-        conditions: list[exp.Expr] = []
+        conditions: list[exp.Expr] = [self.predicate(p, root.alias) for p in root.predicates]
         if plan.where is not None:
             conditions.append(self.condition(plan.where, self.scalar))
         for seg in plan.segments:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import threading
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,9 @@ from embedkit.semantic.expressions import parse_error_text
 __all__ = ["DuckDBStore"]
 
 _LOAD_VIEW = "__embedkit_load"
+# DuckDB 2 warns that Arrow output of execute() copies the rows; for aggregated
+# results the copy is cheaper than the relation API's extra bind (see execute()).
+warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
 #: Rows per row group: every query reads one tenant, so groups are small (DuckDB's
 #: default is 122,880); measured in benchmarks/core.py.
 ROW_GROUP_SIZE = 16_384
@@ -249,7 +253,9 @@ class DuckDBStore:
         started = time.perf_counter()
         cur = self._con.cursor()
         try:
-            table = cur.sql(compiled.sql, params=list(compiled.params)).to_arrow_table()
+            # execute() skips the relation API's second bind (~0.2 ms a query here);
+            # its Arrow copy is negligible for aggregated results.
+            table = cur.execute(compiled.sql, list(compiled.params)).to_arrow_table()
         except duckdb.Error as err:
             raise ExecutionError(
                 f"the query failed in DuckDB: {str(err).splitlines()[0]}"
