@@ -47,6 +47,10 @@ class CompiledQuery:
     """SQL text plus its parameters, made only by :class:`Compiler` from a ScopedQuery."""
 
     __slots__ = ("outputs", "params", "scoped", "sql")
+    sql: str
+    params: tuple[Any, ...]
+    outputs: tuple[str, ...]
+    scoped: ScopedQuery
 
     def __init__(
         self,
@@ -59,10 +63,17 @@ class CompiledQuery:
     ) -> None:
         if key is not _COMPILE_KEY:
             raise TypeError("a CompiledQuery is made only by embedkit's compiler")
-        self.sql = sql
-        self.params = params
-        self.outputs = outputs
-        self.scoped = scoped
+        seal = object.__setattr__
+        seal(self, "sql", sql)
+        seal(self, "params", tuple(params))
+        seal(self, "outputs", outputs)
+        seal(self, "scoped", scoped)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a CompiledQuery cannot be changed after compiling")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("a CompiledQuery cannot be changed after compiling")
 
 
 @dataclass(frozen=True)

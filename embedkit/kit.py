@@ -29,6 +29,7 @@ from embedkit.semantic.model import Model, resolve
 __all__ = ["EmbedKit"]
 
 Engine = Literal["duckdb", "polars"]
+MAX_COMPARISONS = 24
 
 
 class EmbedKit:
@@ -199,6 +200,8 @@ class EmbedKit:
             raise QueryError("query: only one time dimension may have compareDateRange")
         index = with_compare[0]
         ranges = q.time[index].compare_date_range or ()
+        if len(ranges) > MAX_COMPARISONS:
+            raise QueryError(f"query: compareDateRange holds more than {MAX_COMPARISONS} ranges")
         return [q.with_date_range(index, r) for r in ranges]
 
     def _run(self, q: Query, principal: Principal, engine: Engine) -> QueryResult:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
 from embedkit.security.rules import Principal
@@ -130,6 +131,11 @@ class ScopedQuery:
     """
 
     __slots__ = ("data_versions", "model", "params", "plan", "principal")
+    plan: Plan
+    params: tuple[Any, ...]
+    principal: Principal
+    model: Model
+    data_versions: Mapping[str, int]
 
     def __init__(
         self,
@@ -145,16 +151,47 @@ class ScopedQuery:
             raise TypeError(
                 "a ScopedQuery is made only by embedkit's scoping step; call EmbedKit.query()"
             )
-        self.plan = plan
-        self.params = params
-        self.principal = principal
-        self.model = model
-        self.data_versions = dict(data_versions)
+        seal = object.__setattr__
+        seal(self, "plan", plan)
+        seal(self, "params", tuple(params))
+        seal(self, "principal", principal)
+        seal(self, "model", model)
+        seal(self, "data_versions", MappingProxyType(dict(data_versions)))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a ScopedQuery cannot be changed after scoping")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("a ScopedQuery cannot be changed after scoping")
 
     def check(self) -> None:
-        """Refuse a plan whose relations are not all scoped (defence in depth)."""
+        """Refuse a plan that is not scoped to its principal (defence in depth).
+
+        Checked against the model, not the plan's own flags: every relation of a
+        dataset the model does not declare public must carry the tenant-key
+        predicate, bound to this principal's tenant.
+        """
+        from embedkit.values import coerce
+
         for rel in self.plan.relations:
-            if not rel.public and not rel.tenant_scoped:
-                raise RuntimeError(f"relation '{rel.dataset}' is not tenant-scoped; refusing")
-            if rel.tenant_scoped and not rel.predicates:
-                raise RuntimeError(f"relation '{rel.dataset}' has no scope predicate; refusing")
+            dataset = self.model.datasets.get(rel.dataset)
+            if dataset is None:
+                raise RuntimeError(f"relation '{rel.dataset}' is not in the model; refusing")
+            if dataset.definition.public is True:
+                continue
+            key = dataset.tenant_key
+            tenant = coerce(self.principal.tenant, dataset.column_kind(key or ""), strict=True)
+            if (
+                not any(
+                    p.column == key
+                    and p.operator == "eq"
+                    and len(p.values) == 1
+                    and self.params[p.values[0].index] == tenant
+                    for p in rel.predicates
+                )
+                or not rel.tenant_scoped
+                or rel.public
+            ):
+                raise RuntimeError(
+                    f"relation '{rel.dataset}' is not scoped to the principal's tenant; refusing"
+                )

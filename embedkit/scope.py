@@ -82,6 +82,13 @@ _MEASURE_OPS = (
     "set",
     "notSet",
 )
+#: Limits that keep one request from tying up a worker (measured: thousands of
+#: filters make DuckDB's planner take seconds).
+MAX_DEPTH = 16
+MAX_FILTERS = 100
+MAX_VALUES = 1000
+MAX_PAGE = 2**53
+
 _ONE_VALUE = (
     "gt",
     "gte",
@@ -112,6 +119,7 @@ class _Scoper:
         self.now = now if now.tzinfo else now.replace(tzinfo=UTC)
         self.params = _Params()
         self._hidden: dict[str, frozenset[str]] = {}
+        self.leaves = 0
 
     # -- members -----------------------------------------------------------------
 
@@ -175,6 +183,15 @@ class _Scoper:
         out = []
         for name in order:
             parent, on = paths[name]
+            if parent is not None:
+                # Grouping or filtering through a join must not reveal a hidden key.
+                hidden_left = self.hidden_columns(self.model.datasets[parent])
+                hidden_right = self.hidden_columns(self.model.datasets[name])
+                if any(left in hidden_left or right in hidden_right for left, right in on):
+                    raise AccessDenied(
+                        f"the join from '{parent}' to '{name}' uses a column that a column rule "
+                        "hides from this principal; nothing was run"
+                    )
             preds, tenant_scoped = self.row_predicates(self.model.datasets[name])
             out.append(
                 Relation(
@@ -182,7 +199,7 @@ class _Scoper:
                     alias=aliases[name],
                     predicates=preds,
                     tenant_scoped=tenant_scoped,
-                    public=self.model.datasets[name].definition.public,
+                    public=self.model.datasets[name].definition.public is True,
                     parent=aliases[parent] if parent else None,
                     on=on,
                 )
@@ -192,7 +209,7 @@ class _Scoper:
     def row_predicates(self, ds: ResolvedDataset) -> tuple[tuple[RowPredicate, ...], bool]:
         preds: list[RowPredicate] = []
         tenant_scoped = False
-        if not ds.definition.public:
+        if ds.definition.public is not True:
             key = ds.tenant_key
             assert key is not None  # the model refuses a non-public dataset without one
             kind = ds.column_kind(key)
@@ -245,7 +262,12 @@ class _Scoper:
             raise QueryError(f"query: date range of '{member.qualified}': {reason}") from None
 
     def instant(self, member: Member, point: datetime) -> Slot:
-        return self.params.add(_instant(point, member.value_kind))
+        try:
+            return self.params.add(_instant(point, member.value_kind))
+        except (OverflowError, ValueError):
+            raise QueryError(
+                f"query: a date on '{member.qualified}' reaches outside the years 1 to 9999"
+            ) from None
 
     def range_condition(self, member: Member, interval: Interval, negate: bool = False) -> Node:
         start = self.instant(member, interval.start)
@@ -318,6 +340,10 @@ class _Scoper:
                 raise QueryError(f"query: '{op}' on '{name}' takes an ISO date string")
             try:
                 point = _point(text, self.tz, end=op in ("beforeOrOnDate", "afterDate"))
+            except (OverflowError, ValueError):
+                raise QueryError(
+                    f"query: '{op}' on '{name}': {text!r} reaches outside the years 1 to 9999"
+                ) from None
             except QueryError as err:
                 reason = str(err).removeprefix("query: ")
                 raise QueryError(f"query: '{op}' on '{name}': {reason}") from None
@@ -330,14 +356,23 @@ class _Scoper:
             return Condition(name, "ne" if len(slots) == 1 else "notIn", slots), is_measure
         return Condition(name, op, slots), is_measure
 
-    def node(self, f: FilterNode) -> tuple[Node, bool]:
+    def node(self, f: FilterNode, depth: int = 0) -> tuple[Node, bool]:
+        if depth > MAX_DEPTH:
+            raise QueryError(f"query: filters nest deeper than {MAX_DEPTH} levels")
         if isinstance(f, Filter):
+            self.leaves += 1
+            if self.leaves > MAX_FILTERS:
+                raise QueryError(f"query: more than {MAX_FILTERS} filters")
+            if len(f.values) > MAX_VALUES:
+                raise QueryError(
+                    f"query: a filter on '{f.member}' has more than {MAX_VALUES} values"
+                )
             return self.condition(f)
         if not isinstance(f, And | Or):
             raise QueryError(f"query: a filter must be Filter, And or Or, not {type(f).__name__}")
         if not f.items:
             raise QueryError("query: an 'and' / 'or' filter needs at least one item")
-        parts = [self.node(item) for item in f.items]
+        parts = [self.node(item, depth + 1) for item in f.items]
         kinds = {is_measure for _, is_measure in parts}
         if len(kinds) > 1:
             raise QueryError(
@@ -484,8 +519,8 @@ class _Scoper:
     def paging(self, value: int | None, what: str) -> Slot | None:
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise QueryError(f"query: '{what}' must be a non-negative integer")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PAGE:
+            raise QueryError(f"query: '{what}' must be an integer from 0 to {MAX_PAGE}")
         return self.params.add(value)
 
 

@@ -79,6 +79,9 @@ def coerce(value: Any, kind: str, *, tz: tzinfo | None = None, strict: bool = Fa
                 ) from None
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=tz or UTC)
-        utc = dt.astimezone(UTC)
+        try:
+            utc = dt.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise ValueError(f"{value!r} is outside the years 1 to 9999") from None
         return utc if kind == "timestamptz" else utc.replace(tzinfo=None)
     raise ValueError(f"members of this type cannot be filtered by value ({kind})")

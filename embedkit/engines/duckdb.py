@@ -250,6 +250,7 @@ class DuckDBStore:
         """Run a compiled query on its own cursor; return the rows and seconds taken."""
         if not isinstance(compiled, CompiledQuery):
             raise TypeError("the DuckDB engine runs only queries compiled by embedkit")
+        compiled.scoped.check()
         started = time.perf_counter()
         cur = self._con.cursor()
         try:

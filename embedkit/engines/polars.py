@@ -19,6 +19,7 @@ from __future__ import annotations
 import operator
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -67,15 +68,22 @@ class CompiledPolars:
     """A scoped query as a Polars lazy plan, made only by :func:`compile_plan`."""
 
     __slots__ = ("frame", "outputs", "scoped")
+    frame: pl.LazyFrame
+    outputs: tuple[str, ...]
+    scoped: ScopedQuery
 
     def __init__(
         self, *, frame: pl.LazyFrame, outputs: tuple[str, ...], scoped: ScopedQuery, key: object
     ) -> None:
         if key is not _COMPILE_KEY:
             raise TypeError("a CompiledPolars is made only by embedkit's Polars compiler")
-        self.frame = frame
-        self.outputs = outputs
-        self.scoped = scoped
+        seal = object.__setattr__
+        seal(self, "frame", frame)
+        seal(self, "outputs", outputs)
+        seal(self, "scoped", scoped)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a CompiledPolars cannot be changed after compiling")
 
 
 class PolarsEngine:
@@ -129,6 +137,7 @@ def execute(compiled: CompiledPolars) -> pa.Table:
     """Run a compiled plan and return its rows with DuckDB's Arrow types."""
     if not isinstance(compiled, CompiledPolars):
         raise TypeError("the Polars executor runs only plans compiled by embedkit")
+    compiled.scoped.check()
     try:
         table = compiled.frame.collect().to_arrow()
     except pl.exceptions.PolarsError as err:

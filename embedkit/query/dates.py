@@ -40,7 +40,7 @@ def zone(name: str) -> ZoneInfo:
     """The IANA zone ``name``, or a QueryError naming it."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
         raise QueryError(
             f"query: unknown time zone {name!r}; use an IANA name such as 'UTC' or 'Europe/Paris'"
         ) from None
@@ -111,6 +111,16 @@ def _parse_point(text: str, tz: ZoneInfo, *, end: bool) -> datetime:
 
 def resolve_range(value: str | Sequence[str], tz: ZoneInfo, now: datetime) -> Interval:
     """Resolve an absolute pair or a relative phrase to ``[start, end)`` in ``tz``."""
+    try:
+        return _resolve_range(value, tz, now)
+    except (OverflowError, ValueError):
+        raise QueryError(
+            f"query: date range {value if isinstance(value, str) else list(value)!r} reaches "
+            "outside the years 1 to 9999"
+        ) from None
+
+
+def _resolve_range(value: str | Sequence[str], tz: ZoneInfo, now: datetime) -> Interval:
     now = now.astimezone(tz)
     if not isinstance(value, str):
         if len(value) != 2:
@@ -122,7 +132,7 @@ def resolve_range(value: str | Sequence[str], tz: ZoneInfo, now: datetime) -> In
         return Interval(start, stop)
     phrase = " ".join(value.lower().split())
     if phrase[:1].isdigit():  # one ISO date or datetime: that day, or that instant
-        return resolve_range((value.strip(), value.strip()), tz, now)
+        return _resolve_range((value.strip(), value.strip()), tz, now)
     if phrase in ("today", "yesterday", "tomorrow"):
         start = _period_start(now, "day")
         offset = {"today": 0, "yesterday": -1, "tomorrow": 1}[phrase]
@@ -153,6 +163,13 @@ def resolve_range(value: str | Sequence[str], tz: ZoneInfo, now: datetime) -> In
 def previous_period(interval: Interval) -> Interval:
     """The period just before ``interval``: the previous month(s) when it is whole
     calendar months, the previous day(s) when whole days, else the same duration."""
+    try:
+        return _previous_period(interval)
+    except (OverflowError, ValueError):
+        raise QueryError("query: the previous period reaches before the year 1") from None
+
+
+def _previous_period(interval: Interval) -> Interval:
     start, end = interval.start, interval.end
     midnight = time()
     if start.time() == midnight and end.time() == midnight:

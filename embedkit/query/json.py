@@ -124,7 +124,12 @@ def _date_range(value: Any, where: str) -> str | tuple[str, str]:
     )
 
 
-def _filter(data: Any, where: str) -> FilterNode:
+MAX_DEPTH = 16
+
+
+def _filter(data: Any, where: str, depth: int = 0) -> FilterNode:
+    if depth > MAX_DEPTH:
+        raise QueryError(f"query: filters nest deeper than {MAX_DEPTH} levels")
     if not isinstance(data, Mapping):
         raise QueryError(f"query: {where} must be an object")
     for logical, cls in (("and", And), ("or", Or)):
@@ -133,12 +138,15 @@ def _filter(data: Any, where: str) -> FilterNode:
                 raise QueryError(
                     f"query: {where} with '{logical}' must hold only a list of filters"
                 )
-            items = [_filter(f, f"{where}.{logical}[{i}]") for i, f in enumerate(data[logical])]
+            items = [
+                _filter(f, f"{where}.{logical}[{i}]", depth + 1)
+                for i, f in enumerate(data[logical])
+            ]
             return cast(FilterNode, cls(*items))
     unknown = set(data) - {"member", "dimension", "operator", "values"}
     if unknown:
         raise QueryError(
-            f"query: {where} has unknown key(s) {', '.join(sorted(unknown))}; "
+            f"query: {where} has unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
             "a filter has member, operator and values, or and / or"
         )
     member = data.get("member", data.get("dimension"))
@@ -165,7 +173,7 @@ def query_from_json(data: Mapping[str, Any]) -> Query:
     unknown = set(data) - _KEYS
     if unknown:
         raise QueryError(
-            f"query: unknown key(s) {', '.join(sorted(unknown))}; "
+            f"query: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
             f"keys are: {', '.join(sorted(_KEYS))}"
         )
     if data.get("ungrouped"):
@@ -180,7 +188,9 @@ def query_from_json(data: Mapping[str, Any]) -> Query:
             raise QueryError(f"query: {where} needs 'dimension' (a time dimension name)")
         extra = set(td) - {"dimension", "granularity", "dateRange", "compareDateRange"}
         if extra:
-            raise QueryError(f"query: {where} has unknown key(s) {', '.join(sorted(extra))}")
+            raise QueryError(
+                f"query: {where} has unknown key(s) {', '.join(sorted(map(str, extra)))}"
+            )
         grain = td.get("granularity")
         if grain is not None and grain not in _GRAINS:
             raise QueryError(

@@ -60,9 +60,16 @@ class ColumnRule:
     claim: str
     allow: Sequence[Any]
 
+    def __post_init__(self) -> None:
+        # A lone string is one value (``allow: admin`` in YAML), never a set of letters.
+        for name in ("columns", "allow"):
+            value = getattr(self, name)
+            items = (value,) if isinstance(value, str | bytes) else tuple(value)
+            object.__setattr__(self, name, items)
+
     def permits(self, principal: Principal) -> bool:
         value = principal.claims.get(self.claim)
         if value is None:
             return False
         values = value if isinstance(value, list | tuple | set | frozenset) else [value]
-        return any(v in self.allow for v in values)
+        return any(v == allowed for v in values for allowed in self.allow)

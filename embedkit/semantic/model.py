@@ -177,7 +177,14 @@ def resolve(
 def _resolve_dataset(ds: Dataset, probe: SchemaProbe, out: _Collector) -> ResolvedDataset | None:
     columns = probe.columns(ds.name)
     name = ds.name
-    if ds.public and ds.tenant_key:
+    if not isinstance(ds.public, bool):
+        out.add(
+            name,
+            "public",
+            f"is {ds.public!r}, not true or false",
+            "write public=True only for data every tenant may read",
+        )
+    elif ds.public and ds.tenant_key:
         out.add(
             name,
             None,
