@@ -104,7 +104,9 @@ class EmbedKit:
                     )
                     continue
                 try:
-                    self._store.load(ds)
+                    known = {n: d.definition for n, d in self._model.datasets.items()}
+                    known.update({d.name: d for d in loaded})
+                    self._store.load(ds, known)
                     loaded.append(ds)
                 except DataLoadError as err:
                     problems.append(

@@ -20,14 +20,12 @@ from typing import Any
 import duckdb
 import polars as pl
 import pyarrow as pa
-import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError
 
 from embedkit.compile import STORE, CompiledQuery, stored_table
 from embedkit.dataset import SQL, Dataset, file_format
+from embedkit.engines.sql_datasets import materialisation
 from embedkit.errors import DataLoadError, ExecutionError
-from embedkit.semantic.expressions import parse_error_text
 
 __all__ = ["DuckDBStore"]
 
@@ -87,15 +85,19 @@ class DuckDBStore:
 
     # -- loading -------------------------------------------------------------------
 
-    def load(self, dataset: Dataset) -> None:
-        """Read ``dataset``'s source and store it clustered by tenant key, then time."""
+    def load(self, dataset: Dataset, registered: Mapping[str, Dataset] | None = None) -> None:
+        """Read ``dataset``'s source and store it clustered by tenant key, then time.
+
+        ``registered`` holds the datasets a SQL source may read (stored already).
+        """
         name = dataset.name
         with self._lock:
             if name in self._columns:
                 raise DataLoadError(f"dataset '{name}' is already registered")
             order = [c for c in (dataset.tenant_key, dataset.time) if c]
             if isinstance(dataset.source, SQL):
-                body = self._sql_source(dataset)
+                known = {n: d for n, d in (registered or {}).items() if n in self._columns}
+                body = materialisation(dataset, known)
             else:
                 data = self._arrow_source(dataset)
                 missing = [c for c in order if c not in data.column_names]
@@ -176,36 +178,6 @@ class DuckDBStore:
             f"dataset '{name}': unsupported source {type(src).__name__}; use a path or glob, "
             "a pyarrow.Table, a polars DataFrame/LazyFrame, or embedkit.SQL('...')"
         )
-
-    def _sql_source(self, dataset: Dataset) -> exp.Expr:
-        assert isinstance(dataset.source, SQL)
-        text = dataset.source.query
-        try:
-            tree = sqlglot.parse_one(text, read="duckdb")
-        except ParseError as err:
-            raise DataLoadError(
-                f"dataset '{dataset.name}': cannot parse its SQL: {parse_error_text(err)}"
-            ) from None
-        if not isinstance(tree, exp.Query):
-            raise DataLoadError(f"dataset '{dataset.name}': its SQL must be a SELECT query")
-        ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
-        for table in tree.find_all(exp.Table):
-            if not isinstance(table.this, exp.Identifier):
-                raise DataLoadError(
-                    f"dataset '{dataset.name}': its SQL may read only registered "
-                    f"datasets by name, not {table.sql('duckdb')}"
-                )
-            if table.name in ctes:
-                continue
-            if table.name not in self._columns or table.db or table.catalog:
-                raise DataLoadError(
-                    f"dataset '{dataset.name}': its SQL reads '{table.sql('duckdb')}', which is "
-                    "not a registered dataset (register it before, or earlier in the same call); "
-                    f"datasets are: {', '.join(sorted(self._columns)) or '(none yet)'}"
-                )
-            table.set("db", exp.to_identifier("main", quoted=True))
-            table.set("catalog", exp.to_identifier(STORE, quoted=True))
-        return tree
 
     # -- what the model needs --------------------------------------------------------
 
