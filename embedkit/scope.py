@@ -421,7 +421,10 @@ class _Scoper:
         segments = [self.member(s, ("segment",), "segment") for s in _unique(q.segments)]
         referenced.extend(segments)
         for f in q.filters:
-            referenced.extend(self.model.member(n) for n in _filter_members(f))  # type: ignore[misc]
+            for name in _filter_members(f):
+                found = self.model.member(name)
+                if found is not None:  # unknown names were refused above
+                    referenced.append(found)
         outputs = (
             [d.qualified for d in dimensions]
             + [b.output for b in buckets]

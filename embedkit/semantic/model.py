@@ -365,7 +365,18 @@ def _resolve_dataset(ds: Dataset, probe: SchemaProbe, out: _Collector) -> Resolv
     return ResolvedDataset(definition=ds, columns=dict(columns), members=members)
 
 
-def _resolve_measures(ds, columns, members, scalar, typed, out) -> None:  # type: ignore[no-untyped-def]
+Scalar = Callable[[str, str, str], "tuple[exp.Expr, frozenset[str]] | None"]
+Typed = Callable[[str, str, exp.Expr], "str | None"]
+
+
+def _resolve_measures(
+    ds: Dataset,
+    columns: Mapping[str, str],
+    members: dict[str, Member],
+    scalar: Scalar,
+    typed: Typed,
+    out: _Collector,
+) -> None:
     name = ds.name
     derived = {m.name: m for m in ds.measures if m.agg == "derived"}
     for m in ds.measures:
