@@ -35,8 +35,13 @@ TOTAL_COLUMN = "__embedkit_total__"
 STORE = "store"
 
 
-def stored_table(dataset: str) -> exp.Table:
-    """The table holding ``dataset``'s rows, fully qualified."""
+SHARD_SCHEMA = "shards"
+
+
+def stored_table(dataset: str, shard: int | None = None) -> exp.Table:
+    """The table (or view over shards) holding ``dataset``'s rows, or one shard of it."""
+    if shard is not None:
+        return exp.table_(f"{dataset}.{shard:04d}", db=SHARD_SCHEMA, catalog=STORE, quoted=True)
     return exp.table_(dataset, db="main", catalog=STORE, quoted=True)
 
 
@@ -239,7 +244,7 @@ class _Renderer:
         """A joined dataset: a subquery already limited by its scope predicates, so
         the LEFT JOIN can only ever meet rows the principal may see."""
         preds = [self.predicate(p) for p in rel.predicates]
-        sub = exp.select(exp.Star()).from_(stored_table(rel.dataset))
+        sub = exp.select(exp.Star()).from_(stored_table(rel.dataset, rel.shard))
         if preds:
             sub = sub.where(exp.and_(*preds))
         return exp.Subquery(
@@ -277,7 +282,7 @@ class _Renderer:
         # in WHERE, AND-ed in front of every caller condition (a subquery here costs
         # DuckDB measurable planning time); joined datasets are scoped subqueries.
         query = exp.select(*projections).from_(
-            exp.alias_(stored_table(root.dataset), root.alias, table=True, quoted=True)
+            exp.alias_(stored_table(root.dataset, root.shard), root.alias, table=True, quoted=True)
         )
         for rel in joined:
             on = exp.and_(

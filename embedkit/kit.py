@@ -17,6 +17,7 @@ from typing import Any, Literal
 from embedkit.compile import TOTAL_COLUMN, Compiler
 from embedkit.dataset import NAME_PATTERN, SQL, Dataset
 from embedkit.engines.duckdb import DuckDBStore
+from embedkit.engines.shards import SHARD_ROWS
 from embedkit.errors import DataLoadError, ModelError, Problem, QueryError
 from embedkit.plan import ScopedQuery
 from embedkit.query.dates import previous_period, resolve_range, zone
@@ -40,6 +41,9 @@ class EmbedKit:
         database: where DuckDB keeps rows: ``":memory:"`` (default) or a file path.
         memory_limit: DuckDB memory limit such as ``"2GB"``; it spills to disk past it.
         threads: DuckDB worker threads (default: one per core).
+        shard_rows: a tenant dataset with more rows than this is stored as shards of
+            about this many rows, each a range of tenants, so a tenant's query costs
+            the same on a table of 1M rows or of 100M (default 2,000,000).
         clock: returns "now" (aware); relative date ranges are read against it.
     """
 
@@ -50,9 +54,12 @@ class EmbedKit:
         database: str | Path = ":memory:",
         memory_limit: str | None = None,
         threads: int | None = None,
+        shard_rows: int = SHARD_ROWS,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self._store = DuckDBStore(database, memory_limit=memory_limit, threads=threads)
+        self._store = DuckDBStore(
+            database, memory_limit=memory_limit, threads=threads, shard_rows=shard_rows
+        )
         self._model = Model(datasets={})
         self._compiler = Compiler("duckdb")
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -152,7 +159,12 @@ class EmbedKit:
         """Check ``query`` for ``principal`` and return its scoped plan (nothing runs)."""
         q = query if isinstance(query, Query) else Query.from_json(query)
         return scope(
-            self._model, q, principal, now=self._clock(), data_versions=self._store.versions
+            self._model,
+            q,
+            principal,
+            now=self._clock(),
+            data_versions=self._store.versions,
+            shards=self._store.shards,
         )
 
     def query(

@@ -62,6 +62,7 @@ class Relation:
     public: bool
     parent: str | None = None
     on: tuple[tuple[str, str], ...] = ()  # (parent column, this column)
+    shard: int | None = None  # the tenant's shard of a large dataset (speed only)
 
 
 @dataclass(frozen=True, slots=True)

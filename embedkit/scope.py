@@ -111,7 +111,16 @@ class _Params:
 
 
 class _Scoper:
-    def __init__(self, model: Model, query: Query, principal: Principal, now: datetime) -> None:
+    def __init__(
+        self,
+        model: Model,
+        query: Query,
+        principal: Principal,
+        now: datetime,
+        shards: Mapping[str, Mapping[Any, int]],
+    ) -> None:
+        self.shards = shards
+        self.tenants: dict[str, Any] = {}  # dataset -> the principal's tenant, typed for it
         self.model = model
         self.query = query
         self.principal = principal
@@ -202,9 +211,18 @@ class _Scoper:
                     public=self.model.datasets[name].definition.public is True,
                     parent=aliases[parent] if parent else None,
                     on=on,
+                    shard=self.shard(name),
                 )
             )
         return tuple(out)
+
+    def shard(self, dataset: str) -> int | None:
+        """The shard holding this principal's rows of a sharded dataset (speed only:
+        every shard read still carries the tenant predicate)."""
+        routes = self.shards.get(dataset)
+        if routes is None or dataset not in self.tenants:
+            return None
+        return routes.get(self.tenants[dataset], 0)
 
     def row_predicates(self, ds: ResolvedDataset) -> tuple[tuple[RowPredicate, ...], bool]:
         preds: list[RowPredicate] = []
@@ -221,6 +239,7 @@ class _Scoper:
                     f"'{key}' ({ds.columns[key]}); nothing was run"
                 ) from None
             preds.append(RowPredicate(key, "eq", (self.params.add(value),)))
+            self.tenants[ds.name] = value
             tenant_scoped = True
         for rule in ds.definition.row_rules:
             claim = self.principal.claims.get(rule.claim)
@@ -568,14 +587,16 @@ def scope(
     *,
     now: datetime,
     data_versions: Mapping[str, int],
+    shards: Mapping[str, Mapping[Any, int]] | None = None,
 ) -> ScopedQuery:
     """Check ``query`` against ``model`` for ``principal`` and return its scoped plan.
 
-    Raises UnknownMemberError, QueryError or AccessDenied; never returns an
-    unscoped plan.
+    ``shards`` maps each sharded dataset's tenants to their shard (see
+    engines/shards.py); it only routes reads. Raises UnknownMemberError,
+    QueryError or AccessDenied; never returns an unscoped plan.
     """
     if not isinstance(principal, Principal):
         raise AccessDenied("a query needs a verified Principal; nothing was run")
     if not isinstance(query, Query):
         raise QueryError(f"query: expected a Query or its JSON form, got {type(query).__name__}")
-    return _Scoper(model, query, principal, now).run(data_versions)
+    return _Scoper(model, query, principal, now, shards or {}).run(data_versions)
