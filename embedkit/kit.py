@@ -25,7 +25,8 @@ from embedkit.query.spec import Query
 from embedkit.result import QueryResult, with_metadata
 from embedkit.scope import scope
 from embedkit.security.rules import Principal
-from embedkit.semantic.model import Model, resolve
+from embedkit.semantic.model import Model
+from embedkit.semantic.validate import resolve
 
 __all__ = ["EmbedKit"]
 
