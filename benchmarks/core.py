@@ -533,7 +533,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, str | None]:
         type=int,
         default=None,
         help="row-group size of the baseline database (default: DuckDB's, 122,880); "
-        "pass embedkit's 16384 to compare engines on the same layout",
+        "pass embedkit's 32768 to compare engines on the same layout",
     )
     args = ap.parse_args(argv)
     if args.quick:

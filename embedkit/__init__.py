@@ -16,11 +16,13 @@ from embedkit.errors import (
     UnknownMemberError,
 )
 from embedkit.kit import EmbedKit
+from embedkit.plan import ScopedQuery
 from embedkit.query.json import QUERY_JSON_SCHEMA
 from embedkit.query.spec import And, Filter, Or, Query, Time
 from embedkit.result import QueryResult
 from embedkit.security.rules import ColumnRule, Principal, RowRule
 from embedkit.semantic.members import Dimension, Join, Measure, Segment, TimeDimension
+from embedkit.semantic.model import Model
 
 __version__ = "0.1.0"
 
@@ -39,6 +41,7 @@ __all__ = [
     "Filter",
     "Join",
     "Measure",
+    "Model",
     "ModelError",
     "Or",
     "Principal",
@@ -47,6 +50,7 @@ __all__ = [
     "QueryError",
     "QueryResult",
     "RowRule",
+    "ScopedQuery",
     "Segment",
     "Time",
     "TimeDimension",

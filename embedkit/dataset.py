@@ -74,8 +74,47 @@ class Dataset:
     format: FileFormat | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        where = f"Dataset({self.name!r})"
+        if not isinstance(self.name, str):
+            raise TypeError(f"{where}: the name must be a string such as 'orders'")
+        for field_name in ("tenant_key", "time"):
+            value = getattr(self, field_name)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{where}: {field_name} must be one column name, got {value!r}")
+        key = self.primary_key
+        if (
+            key is not None
+            and not isinstance(key, str)
+            and not (isinstance(key, Sequence) and all(isinstance(c, str) for c in key))
+        ):
+            raise TypeError(f"{where}: primary_key must be a column name or a list of them")
+        # Shorthand: dimensions=["status"] means Dimension("status").
+        dims = tuple(Dimension(d) if isinstance(d, str) else d for d in self.dimensions)
+        object.__setattr__(self, "dimensions", dims)
+        expected: dict[str, type] = {
+            "dimensions": Dimension,
+            "time_dimensions": TimeDimension,
+            "measures": Measure,
+            "segments": Segment,
+            "joins": Join,
+            "row_rules": RowRule,
+            "column_rules": ColumnRule,
+        }
+        for field_name, kind in expected.items():
+            items = getattr(self, field_name)
+            if isinstance(items, str | kind) or not isinstance(items, Sequence):
+                raise TypeError(f"{where}: {field_name} must be a list of {kind.__name__}")
+            bad = [i for i in items if not isinstance(i, kind)]
+            if bad:
+                raise TypeError(
+                    f"{where}: {field_name} holds {bad[0]!r}; use {kind.__name__}(...) entries"
+                )
+            object.__setattr__(self, field_name, tuple(items))
+
     @property
     def primary_key_columns(self) -> tuple[str, ...]:
+        """The primary key as a tuple of column names (empty when there is none)."""
         if self.primary_key is None:
             return ()
         if isinstance(self.primary_key, str):

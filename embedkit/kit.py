@@ -50,7 +50,7 @@ class EmbedKit:
 
     def __init__(
         self,
-        datasets: Iterable[Dataset] = (),
+        datasets: Iterable[Dataset] | Dataset = (),
         *,
         database: str | Path = ":memory:",
         memory_limit: str | None = None,
@@ -66,7 +66,7 @@ class EmbedKit:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self._polars: Any = None
-        datasets = list(datasets)
+        datasets = [datasets] if isinstance(datasets, Dataset) else list(datasets)
         if datasets:
             self.register(*datasets)
 
@@ -206,8 +206,9 @@ class EmbedKit:
             before = previous_period(interval)
             # Both ends of a pair are inclusive: the previous period ends just before
             # the current one starts.
-            start = before.start.replace(tzinfo=None).isoformat()
-            end = (before.end - timedelta(microseconds=1)).replace(tzinfo=None).isoformat()
+            # Instants with their offsets, so a repeated DST hour stays unambiguous.
+            start = before.start.astimezone(UTC).isoformat()
+            end = (before.end.astimezone(UTC) - timedelta(microseconds=1)).isoformat()
             return [q.with_date_range(index, rng), q.with_date_range(index, (start, end))]
         if not with_compare:
             return []
@@ -271,10 +272,9 @@ class EmbedKit:
 
 
 def _count_all(kit: EmbedKit, q: Query, principal: Principal, engine: Engine) -> int:
-    """The row count when the page (offset) is past the end, so no row carried it."""
-    from dataclasses import replace
-
-    if q.offset in (None, 0):
+    """The row count when the page is empty (limit 0, or offset past the end), so no
+    row carried it."""
+    if q.offset in (None, 0) and q.limit != 0:
         return 0
     result = kit._run(replace(q, limit=None, offset=None, total=False), principal, engine)
     return result.num_rows

@@ -38,6 +38,7 @@ class QueryResult:
 
     @property
     def num_rows(self) -> int:
+        """How many rows the result holds."""
         return int(self.table.num_rows)
 
     def to_polars(self) -> pl.DataFrame:

@@ -84,7 +84,11 @@ class _Scoper:
                 f"member '{name}' is not available to this principal (a column rule hides it)"
             )
         valid = sorted(m.qualified for m in self.model.members(kinds) if self.visible(m))
-        raise UnknownMemberError(str(name), valid, kind=what)
+        error = UnknownMemberError(str(name), valid, kind=what)
+        if found is not None and self.visible(found):
+            where = {"measure": "measures", "segment": "segments"}.get(found.kind, "dimensions")
+            error.args = (f"{error.args[0]} ('{name}' is a {found.kind}: put it in {where})",)
+        raise error
 
     # -- relations ---------------------------------------------------------------
 

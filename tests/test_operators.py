@@ -674,3 +674,14 @@ def test_on_the_date_keeps_the_whole_local_day(
     ).height
     assert want > 0
     assert got == want
+
+
+def test_total_is_counted_even_when_the_page_is_empty(
+    shop_kit: ek.EmbedKit, seller1: ek.Principal, shop_orders: pl.DataFrame
+) -> None:
+    statuses = shop_orders.filter(pl.col("seller_id") == 1)["status"].n_unique()
+    assert statuses > 1
+    q = ek.Query(measures=["orders.count"], dimensions=["orders.status"], total=True, limit=0)
+    result = shop_kit.query(q, principal=seller1)
+    assert result.num_rows == 0
+    assert result.total == statuses

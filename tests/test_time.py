@@ -572,3 +572,46 @@ def test_other_tenants_events_never_enter_a_bucket(events_kit: ek.EmbedKit) -> N
     got = buckets_of(events_kit.query(q, principal=ACME), "events.at.minute")
     assert sum(got.values()) == sum(v for _, v, _ in acme_events())
     assert max(got.values()) < 100_000
+
+
+@pytest.mark.parametrize("hour", [4, 5, 6, 7])
+def test_relative_hours_on_the_fall_back_night_are_real_hours(hour: int) -> None:
+    """New York repeats 01:00-02:00 on 2024-11-03: 'this hour', 'last 2 hours' and the
+    previous period are absolute hours, never a wall-clock hour read twice."""
+    at = [datetime(2024, 11, 3) + timedelta(minutes=10 * i) for i in range(6 * 12)]
+    now = datetime(2024, 11, 3, hour, 30, tzinfo=UTC)
+    kit = ek.EmbedKit(
+        [
+            ek.Dataset(
+                "e",
+                pl.DataFrame({"t": [1] * len(at), "at": at}),
+                tenant_key="t",
+                time="at",
+                measures=[ek.Measure("n", "count")],
+            )
+        ],
+        clock=lambda: now,
+    )
+    top = now.replace(minute=0, tzinfo=None)  # whole hours here are whole local hours too
+
+    def rows_between(start: datetime, end: datetime) -> int:
+        return sum(1 for a in at if start <= a < end)
+
+    def ask(date_range: str, **extra: Any) -> ek.QueryResult:
+        q = ek.Query(
+            measures=["e.n"],
+            time=[ek.Time("e.at", date_range=date_range)],
+            timezone="America/New_York",
+            **extra,
+        )
+        return kit.query(q, principal=ek.Principal(1))
+
+    def count(result: ek.QueryResult) -> int:
+        return int(result.to_pylist()[0]["e.n"])
+
+    hour_ = timedelta(hours=1)
+    assert count(ask("this hour")) == rows_between(top, top + hour_)
+    assert count(ask("last 2 hours")) == rows_between(top - 2 * hour_, top)
+    previous = ask("this hour", compare="previous_period").previous
+    assert previous is not None
+    assert count(previous) == rows_between(top - hour_, top)

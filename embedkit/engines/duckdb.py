@@ -136,7 +136,14 @@ class DuckDBStore:
                     if routes is not None:
                         self.shards[name] = routes
             except duckdb.Error as err:
-                raise DataLoadError(f"dataset '{name}': cannot store its rows: {err}") from None
+                if isinstance(dataset.source, SQL) and "REPLACE" in str(err):
+                    raise DataLoadError(
+                        f"dataset '{name}': its SQL must select the tenant key column "
+                        f"'{dataset.tenant_key}'"
+                    ) from None
+                raise DataLoadError(
+                    f"dataset '{name}': cannot store its rows: {_first_line(err)}"
+                ) from None
             finally:
                 if not isinstance(dataset.source, SQL):
                     self._con.unregister(_LOAD_VIEW)
@@ -172,7 +179,7 @@ class DuckDBStore:
                 "csv": lambda: pl.scan_csv(path, try_parse_dates=True),
                 "tsv": lambda: pl.scan_csv(path, separator="\t", try_parse_dates=True),
                 "ndjson": lambda: pl.scan_ndjson(path),
-                "json": lambda: pl.read_json(path).lazy(),
+                "json": lambda: _read_json(path),
             }.get(fmt)
             if scan is None:
                 raise DataLoadError(
@@ -236,7 +243,10 @@ class DuckDBStore:
             raise TypeError("the DuckDB engine runs only queries compiled by embedkit")
         compiled.scoped.check()
         started = time.perf_counter()
-        cur = self._con.cursor()
+        try:
+            cur = self._con.cursor()
+        except duckdb.Error:
+            raise ExecutionError("this EmbedKit is closed; create a new one") from None
         try:
             # execute() skips the relation API's second bind (~0.2 ms a query here);
             # its Arrow copy is negligible for aggregated results.
@@ -259,6 +269,14 @@ class DuckDBStore:
 
     def close(self) -> None:
         self._con.close()
+
+
+def _read_json(path: str) -> pl.LazyFrame:
+    """A .json file: one array of objects, or (as often found) one object per line."""
+    try:
+        return pl.read_json(path).lazy()
+    except Exception:  # not an array: try newline-delimited JSON before giving up
+        return pl.scan_ndjson(path)
 
 
 def _first_line(err: Exception) -> str:

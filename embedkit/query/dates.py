@@ -17,14 +17,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from embedkit.errors import QueryError
 
 __all__ = ["Interval", "previous_period", "resolve_range", "zone"]
 
-_UNITS = ("minute", "hour", "day", "week", "month", "quarter", "year")
 _RELATIVE = re.compile(r"^(this|last|next)\s+(\d+\s+)?(minute|hour|day|week|month|quarter|year)s?$")
 
 
@@ -76,11 +75,12 @@ def _period_start(now: datetime, unit: str) -> datetime:
 
 
 def _shift(start: datetime, unit: str, count: int) -> datetime:
-    """``start`` moved by ``count`` units, in local wall-clock terms."""
+    """``start`` moved by ``count`` units: minutes and hours in absolute time (a DST
+    night has 23 or 25 hours), days and longer on the local calendar."""
     if unit == "minute":
-        return _wall(start + timedelta(minutes=count))
+        return _absolute(start, timedelta(minutes=count))
     if unit == "hour":
-        return _wall(start + timedelta(hours=count))
+        return _absolute(start, timedelta(hours=count))
     if unit in ("day", "week"):
         days = count * (7 if unit == "week" else 1)
         return datetime.combine(start.date() + timedelta(days=days), start.time(), start.tzinfo)
@@ -88,11 +88,9 @@ def _shift(start: datetime, unit: str, count: int) -> datetime:
     return datetime.combine(_add_months(start.date(), months), start.time(), start.tzinfo)
 
 
-def _wall(dt: datetime) -> datetime:
-    # Sub-day arithmetic in absolute time, then back to the zone's wall clock.
-    from datetime import UTC
-
-    return dt.astimezone(UTC).astimezone(dt.tzinfo)
+def _absolute(dt: datetime, delta: timedelta) -> datetime:
+    # Python adds a timedelta to an aware datetime on the wall clock; go through UTC.
+    return (dt.astimezone(UTC) + delta).astimezone(dt.tzinfo)
 
 
 def _parse_point(text: str, tz: ZoneInfo, *, end: bool) -> datetime:
@@ -106,7 +104,7 @@ def _parse_point(text: str, tz: ZoneInfo, *, end: bool) -> datetime:
             f"query: {text!r} is not an ISO date (2024-01-31) or datetime (2024-01-31T12:00:00)"
         ) from None
     dt = dt.replace(tzinfo=tz) if dt.tzinfo is None else dt.astimezone(tz)
-    return dt + timedelta(microseconds=1) if end else dt
+    return _absolute(dt, timedelta(microseconds=1)) if end else dt
 
 
 def resolve_range(value: str | Sequence[str], tz: ZoneInfo, now: datetime) -> Interval:
@@ -127,7 +125,7 @@ def _resolve_range(value: str | Sequence[str], tz: ZoneInfo, now: datetime) -> I
             raise QueryError("query: a date range pair has exactly two dates")
         start = _parse_point(value[0], tz, end=False)
         stop = _parse_point(value[1], tz, end=True)
-        if stop <= start:
+        if stop.astimezone(UTC) <= start.astimezone(UTC):  # same-zone compare ignores fold
             raise QueryError(f"query: date range {list(value)} ends before it starts")
         return Interval(start, stop)
     phrase = " ".join(value.lower().split())
@@ -178,4 +176,5 @@ def _previous_period(interval: Interval) -> Interval:
             return Interval(_shift(start, "month", -months), start)
         days = (end.date() - start.date()).days
         return Interval(_shift(start, "day", -days), start)
-    return Interval(_wall(start - (end - start)), start)
+    length = end.astimezone(UTC) - start.astimezone(UTC)
+    return Interval(_absolute(start, -length), start)

@@ -230,8 +230,12 @@ def query_from_json(data: Mapping[str, Any]) -> Query:
         for member, direction in order:
             if not isinstance(member, str) or direction not in ("asc", "desc"):
                 raise QueryError(f"query: order of {member!r} must be 'asc' or 'desc'")
+    paging = {}
     for key in ("limit", "offset"):
         value = data.get(key)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON has one number type: 5.0 is 5
+        paging[key] = value
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int) or value < 0
         ):
@@ -252,8 +256,8 @@ def query_from_json(data: Mapping[str, Any]) -> Query:
         filters=filters,
         segments=_strings(data, "segments"),
         order=order,
-        limit=data.get("limit"),
-        offset=data.get("offset"),
+        limit=paging["limit"],
+        offset=paging["offset"],
         timezone=timezone,
         total=total,
         compare=compare_mode,

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeAlias
 
+from embedkit.errors import QueryError
+
 __all__ = [
     "OPERATORS",
     "And",
@@ -62,6 +64,10 @@ class Filter:
     values: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.member, str) or not isinstance(self.operator, str):
+            raise QueryError(
+                "query: a filter is Filter('<dataset.member>', '<operator>', [values])"
+            )
         if isinstance(self.values, str | bytes) or not isinstance(self.values, Sequence):
             object.__setattr__(self, "values", (self.values,))
         else:
@@ -107,14 +113,40 @@ class Time:
     compare_date_range: tuple[DateRange, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.date_range is not None and not isinstance(self.date_range, str):
-            object.__setattr__(self, "date_range", tuple(self.date_range))
+        if not isinstance(self.dimension, str):
+            raise QueryError("query: Time takes a time dimension name, e.g. 'orders.ordered_at'")
+        if self.grain is not None and not isinstance(self.grain, str):
+            raise QueryError(f"query: the grain of '{self.dimension}' must be a name like 'day'")
+        if self.date_range is not None:
+            object.__setattr__(self, "date_range", _date_range(self.date_range, self.dimension))
         if self.compare_date_range is not None:
+            ranges = self.compare_date_range
+            if isinstance(ranges, str) or not isinstance(ranges, Sequence):
+                raise QueryError(
+                    f"query: compare_date_range of '{self.dimension}' is a list of date ranges"
+                )
             object.__setattr__(
-                self,
-                "compare_date_range",
-                tuple(r if isinstance(r, str) else tuple(r) for r in self.compare_date_range),
+                self, "compare_date_range", tuple(_date_range(r, self.dimension) for r in ranges)
             )
+
+
+def _date_range(value: Any, dimension: str) -> str | tuple[str, ...]:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise QueryError(
+        f"query: the date range of '{dimension}' must be a phrase such as 'last 7 days' or a "
+        "pair of ISO dates ('2024-01-01', '2024-01-31')"
+    )
+
+
+def _names(value: Any, field: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise QueryError(f"query: '{field}' must be a list of member names, e.g. ['orders.revenue']")
 
 
 Direction = Literal["asc", "desc"]
@@ -155,21 +187,55 @@ class Query:
 
     def __post_init__(self) -> None:
         for name in ("measures", "dimensions", "segments"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                value = (value,)
-            object.__setattr__(self, name, tuple(value))
-        time = self.time
-        object.__setattr__(self, "time", (time,) if isinstance(time, Time) else tuple(time))
-        filters = self.filters
-        if isinstance(filters, Filter | And | Or):
-            filters = (filters,)
+            object.__setattr__(self, name, _names(getattr(self, name), name))
+        time: Any = self.time
+        time = (time,) if isinstance(time, Time) else time
+        if (
+            isinstance(time, str)
+            or not isinstance(time, Sequence)
+            or not all(isinstance(t, Time) for t in time)
+        ):
+            raise QueryError(
+                "query: 'time' takes Time entries, e.g. [Time('orders.ordered_at', grain='day')]"
+            )
+        object.__setattr__(self, "time", tuple(time))
+        filters: Any = self.filters
+        filters = (filters,) if isinstance(filters, Filter | And | Or) else filters
+        if (
+            isinstance(filters, str | Mapping)
+            or not isinstance(filters, Sequence)
+            or not all(isinstance(f, Filter | And | Or) for f in filters)
+        ):
+            raise QueryError(
+                "query: 'filters' takes Filter, And and Or entries (for the JSON form, use "
+                "Query.from_json)"
+            )
         object.__setattr__(self, "filters", tuple(filters))
         if self.order is not None:
-            order = self.order
+            order: Any = self.order
             if isinstance(order, Mapping):
                 order = tuple(order.items())
-            object.__setattr__(self, "order", tuple((str(m), d) for m, d in order))
+            if (
+                isinstance(order, str)
+                or not isinstance(order, Sequence)
+                or not all(
+                    isinstance(o, Sequence)
+                    and not isinstance(o, str)
+                    and len(o) == 2
+                    and isinstance(o[0], str)
+                    for o in order
+                )
+            ):
+                raise QueryError(
+                    "query: 'order' takes (member, 'asc' | 'desc') pairs or a mapping of them"
+                )
+            object.__setattr__(self, "order", tuple((m, d) for m, d in order))
+        if self.compare not in (None, "previous_period"):
+            raise QueryError("query: compare must be 'previous_period' or None")
+        if not isinstance(self.timezone, str):
+            raise QueryError("query: timezone must be an IANA name such as 'Europe/Paris'")
+        if not isinstance(self.total, bool):
+            raise QueryError("query: total must be True or False")
 
     def with_date_range(self, index: int, date_range: DateRange) -> Query:
         """A copy with time entry ``index`` limited to ``date_range`` and no comparison."""

@@ -33,6 +33,11 @@ class Principal:
             raise TypeError(f"Principal.tenant must be a str or int, got {self.tenant!r}")
         if isinstance(self.tenant, str) and not self.tenant:
             raise ValueError("Principal.tenant must not be empty")
+        if not isinstance(self.claims, Mapping):
+            raise TypeError(
+                f"Principal.claims must be a mapping such as {{'role': 'admin'}}, "
+                f"got {type(self.claims).__name__}"
+            )
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class ColumnRule:
             object.__setattr__(self, name, items)
 
     def permits(self, principal: Principal) -> bool:
+        """Whether ``principal`` may see the columns (a claim value is in ``allow``)."""
         value = principal.claims.get(self.claim)
         if value is None:
             return False

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "AGGREGATIONS",
@@ -52,6 +52,9 @@ class Dimension:
     description: str = ""
     title: str | None = None
 
+    def __post_init__(self) -> None:
+        _check_texts(self)
+
 
 @dataclass(frozen=True)
 class TimeDimension:
@@ -64,6 +67,9 @@ class TimeDimension:
     sql: str | None = None
     description: str = ""
     title: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_texts(self)
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,9 @@ class Measure:
     title: str | None = None
     format: str | None = None
 
+    def __post_init__(self) -> None:
+        _check_texts(self)
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -93,6 +102,9 @@ class Segment:
     name: str
     sql: str
     description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_texts(self)
 
 
 @dataclass(frozen=True)
@@ -110,9 +122,36 @@ class Join:
     on: Mapping[str, str] = field(default_factory=dict)
     relationship: Relationship = "many_to_one"
 
+    def __post_init__(self) -> None:
+        # Shorthands: on="product_id" or on=["a", "b"] join same-named columns.
+        on: Any = self.on
+        if isinstance(on, str):
+            on = {on: on}
+        elif isinstance(on, Sequence):
+            on = {c: c for c in on}
+        if not isinstance(on, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in on.items()
+        ):
+            raise TypeError(
+                f"Join('{self.to}'): on must map this dataset's columns to the other's, "
+                "e.g. on={'product_id': 'product_id'}"
+            )
+        object.__setattr__(self, "on", dict(on))
+
     def pairs(self) -> tuple[tuple[str, str], ...]:
+        """(this dataset's column, the other dataset's column) pairs."""
         return tuple(self.on.items())
 
 
 def names(items: Sequence[Dimension | TimeDimension | Measure | Segment]) -> list[str]:
     return [item.name for item in items]
+
+
+def _check_texts(member: Dimension | TimeDimension | Measure | Segment) -> None:
+    kind = type(member).__name__
+    if not isinstance(member.name, str):
+        raise TypeError(f"{kind}: the name must be a string, got {member.name!r}")
+    for field_name in ("sql", "filter"):
+        value = getattr(member, field_name, None)
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{kind}('{member.name}'): {field_name} must be SQL text")
