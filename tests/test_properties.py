@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -116,6 +116,12 @@ def leaf_strategy() -> st.SearchStrategy[ek.Filter]:
         ),
         st.builds(
             ek.Filter,
+            number_members,
+            st.sampled_from(["between", "notBetween"]),
+            st.lists(number_value, min_size=2, max_size=2).map(sorted),
+        ),
+        st.builds(
+            ek.Filter,
             st.sampled_from([*DIMENSIONS, "events.amount"]),
             st.sampled_from(["set", "notSet"]),
             st.just([]),
@@ -134,7 +140,15 @@ def query_strategy(draw: st.DrawFn) -> ek.Query:
     filters: list[ek.Filter | ek.Or] = list(leaves)
     if len(leaves) >= 2 and draw(st.booleans()):
         filters = [ek.Or(*leaves)]
-    time = (ek.Time("events.ts", grain),) if grain else ()
+    if draw(st.integers(0, 3)) == 0:  # a measure filter, applied after aggregation
+        filters.append(ek.Filter("events.count", "gt", [draw(st.integers(0, 3))]))
+    date_range = None
+    if draw(st.booleans()):
+        days = sorted(
+            draw(st.lists(st.dates(date(2024, 1, 1), date(2024, 12, 31)), min_size=2, max_size=2))
+        )
+        date_range = (days[0].isoformat(), days[1].isoformat())
+    time = (ek.Time("events.ts", grain, date_range),) if grain or date_range else ()
     return ek.Query(
         measures=measures,
         dimensions=dimensions,
@@ -229,12 +243,16 @@ def leaf_truth(f: ek.Filter, row: dict[str, Any]) -> bool | None:
         return x is not None
     if op == "notSet":
         return x is None
+    if op == "notBetween":
+        return True if x is None else not values[0] <= x <= values[1]
     if op in ("notEquals", "notIn"):
         return True if x is None else x not in values
     if op == "notContains":
         return True if x is None else not any(v.lower() in x.lower() for v in values)
     if x is None:
         return None
+    if op == "between":
+        return bool(values[0] <= x <= values[1])
     tests: dict[str, Callable[[Any], bool]] = {
         "equals": lambda v: x == v,
         "in": lambda v: x == v,
@@ -285,16 +303,34 @@ def aggregate(name: str, rows: list[dict[str, Any]]) -> Any:
     }[name]
 
 
+def in_date_range(ts: datetime, date_range: Any, zone: str) -> bool:
+    """Both ends of a date pair are inclusive, read as local dates in ``zone``."""
+    local = ts.replace(tzinfo=UTC).astimezone(ZoneInfo(zone)).date()
+    return date.fromisoformat(date_range[0]) <= local <= date.fromisoformat(date_range[1])
+
+
 def expected(rows: list[dict[str, Any]], q: ek.Query) -> list[tuple[Any, ...]]:
-    kept = [r for r in rows if all(node_truth(f, r) is True for f in q.filters)]  # type: ignore[arg-type]
+    row_filters = [f for f in q.filters if not is_measure_filter(f)]
+    kept = [r for r in rows if all(node_truth(f, r) is True for f in row_filters)]  # type: ignore[arg-type]
+    for t in q.time:
+        if t.date_range is not None:
+            kept = [r for r in kept if in_date_range(r["ts"], t.date_range, q.timezone)]
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     for r in kept:
         key = tuple(r[d.split(".")[1]] for d in q.dimensions)
         key += tuple(bucket(r["ts"], t.grain, q.timezone) for t in q.time if t.grain)
         groups[key].append(r)
-    if not q.dimensions and not q.time and not groups:
+    if not q.dimensions and not any(t.grain for t in q.time) and not groups:
         groups[()] = []  # an aggregate over no rows is still one row
+    for f in q.filters:
+        if is_measure_filter(f):
+            assert isinstance(f, ek.Filter) and f.operator == "gt"
+            groups = {k: g for k, g in groups.items() if aggregate(f.member, g) > f.values[0]}
     return [key + tuple(aggregate(m, g) for m in q.measures) for key, g in groups.items()]
+
+
+def is_measure_filter(f: ek.Filter | ek.And | ek.Or) -> bool:
+    return isinstance(f, ek.Filter) and f.member in MEASURES
 
 
 def as_rows(result: ek.QueryResult) -> list[tuple[Any, ...]]:
