@@ -93,3 +93,9 @@ class AccessDenied(EmbedKitError):
 
 class ExecutionError(EmbedKitError):
     """The engine failed while running an already scoped query."""
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of a library's error message (theirs can run to pages)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

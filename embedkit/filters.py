@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from embedkit.errors import QueryError
 from embedkit.plan import BoolNode, Condition, Node, Slot
 from embedkit.query.dates import Interval, resolve_range
-from embedkit.query.spec import And, Filter, FilterNode, Or
+from embedkit.query.spec import MAX_DEPTH, And, Filter, FilterNode, Or
 from embedkit.semantic.model import Member, MemberKind, ValueKind
 from embedkit.values import coerce
 
@@ -74,7 +74,6 @@ _MEASURE_OPS = (
 )
 #: Limits that keep one request from tying up a worker (measured: thousands of
 #: filters make DuckDB's planner take seconds).
-MAX_DEPTH = 16
 MAX_FILTERS = 100
 MAX_VALUES = 1000
 MAX_PAGE = 2**53

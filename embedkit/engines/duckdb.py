@@ -26,7 +26,7 @@ from embedkit.compile import STORE, CompiledQuery, stored_table
 from embedkit.dataset import SQL, Dataset, file_format
 from embedkit.engines import shards
 from embedkit.engines.sql_datasets import materialisation
-from embedkit.errors import DataLoadError, ExecutionError
+from embedkit.errors import DataLoadError, ExecutionError, first_line
 
 __all__ = ["DuckDBStore"]
 
@@ -142,7 +142,7 @@ class DuckDBStore:
                         f"'{dataset.tenant_key}'"
                     ) from None
                 raise DataLoadError(
-                    f"dataset '{name}': cannot store its rows: {_first_line(err)}"
+                    f"dataset '{name}': cannot store its rows: {first_line(err)}"
                 ) from None
             finally:
                 if not isinstance(dataset.source, SQL):
@@ -190,7 +190,7 @@ class DuckDBStore:
                 frame = _parse_time_columns(scan(), dataset)
             except Exception as err:  # Polars raises many kinds; all mean "cannot read"
                 raise DataLoadError(
-                    f"dataset '{name}': cannot read {path!r}: {_first_line(err)}"
+                    f"dataset '{name}': cannot read {path!r}: {first_line(err)}"
                 ) from None
             return _collect(frame, name, path)
         raise DataLoadError(
@@ -279,11 +279,6 @@ def _read_json(path: str) -> pl.LazyFrame:
         return pl.scan_ndjson(path)
 
 
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
 def _parse_time_columns(frame: pl.LazyFrame, dataset: Dataset) -> pl.LazyFrame:
     """Text files carry times as ISO strings: parse the declared time columns."""
     schema = frame.collect_schema()
@@ -300,5 +295,5 @@ def _collect(frame: pl.LazyFrame, name: str, path: str | None = None) -> pa.Tabl
     except Exception as err:  # Polars raises many kinds; all mean "cannot read"
         where = f" from {path!r}" if path else ""
         raise DataLoadError(
-            f"dataset '{name}': cannot read its rows{where}: {_first_line(err)}"
+            f"dataset '{name}': cannot read its rows{where}: {first_line(err)}"
         ) from None

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from embedkit.compile import TOTAL_COLUMN
 from embedkit.engines.polars_expressions import DTypeOf, Translator, literal_of
-from embedkit.errors import ExecutionError
+from embedkit.errors import ExecutionError, first_line
 from embedkit.plan import BoolNode, Bucket, Condition, Node, Relation, ScopedQuery
 from embedkit.semantic.model import Member, aggregate
 
@@ -129,7 +129,7 @@ def compile_plan(scoped: ScopedQuery, frames: Callable[[str], pl.LazyFrame]) -> 
     try:
         frame = _Planner(scoped, frames).frame()
     except pl.exceptions.PolarsError as err:
-        raise ExecutionError(f"the query cannot be planned in Polars: {_first_line(err)}") from None
+        raise ExecutionError(f"the query cannot be planned in Polars: {first_line(err)}") from None
     return CompiledPolars(frame=frame, outputs=scoped.plan.outputs, scoped=scoped, key=_COMPILE_KEY)
 
 
@@ -141,7 +141,7 @@ def execute(compiled: CompiledPolars) -> pa.Table:
     try:
         table = compiled.frame.collect().to_arrow()
     except pl.exceptions.PolarsError as err:
-        raise ExecutionError(f"the query failed in Polars: {_first_line(err)}") from None
+        raise ExecutionError(f"the query failed in Polars: {first_line(err)}") from None
     plain = {
         pa.large_string(): pa.string(),
         pa.string_view(): pa.string(),
@@ -327,7 +327,3 @@ def _members(node: Node | None) -> list[str]:
     if isinstance(node, Condition):
         return [node.member]
     return [m for item in node.items for m in _members(item)]
-
-
-def _first_line(err: Exception) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

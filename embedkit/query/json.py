@@ -11,11 +11,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from embedkit.errors import QueryError
-from embedkit.query.spec import OPERATORS, And, Filter, FilterNode, Or, Query, Time
+from embedkit.query.spec import MAX_DEPTH, OPERATORS, And, Filter, FilterNode, Or, Query, Time
+from embedkit.semantic.members import GRAINS
 
 __all__ = ["QUERY_JSON_SCHEMA", "query_from_json", "query_to_json"]
 
-_GRAINS = ["minute", "hour", "day", "week", "month", "quarter", "year"]
+_GRAINS = list(GRAINS)
 _DATE_RANGE: dict[str, Any] = {
     "oneOf": [
         {"type": "string", "minLength": 1},
@@ -122,9 +123,6 @@ def _date_range(value: Any, where: str) -> str | tuple[str, str]:
         f"query: {where} must be a relative range such as 'last 7 days' or a pair of ISO "
         "dates ['2024-01-01', '2024-01-31']"
     )
-
-
-MAX_DEPTH = 16
 
 
 def _filter(data: Any, where: str, depth: int = 0) -> FilterNode:

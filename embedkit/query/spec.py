@@ -151,6 +151,9 @@ def _names(value: Any, field: str) -> tuple[str, ...]:
 
 Direction = Literal["asc", "desc"]
 
+#: How deep and/or groups may nest (deeper is refused: it only ever means abuse).
+MAX_DEPTH = 16
+
 
 @dataclass(frozen=True)
 class Query:
