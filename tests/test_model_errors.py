@@ -655,3 +655,29 @@ def test_a_database_file_is_reused_across_starts_and_serves_the_sources_rows(
         assert got.to_pylist() == [{"o.total": sum(amounts)}]
         kit.close()
     assert path.exists()
+
+
+def test_a_sharded_dataset_in_a_database_file_is_rebuilt_on_the_next_start(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "kit.duckdb"
+    for scale in (1.0, 10.0):
+        frame = pl.DataFrame(
+            {"seller_id": [t for t in range(1, 7) for _ in range(5)], "amount": [scale] * 30}
+        )
+        kit = ek.EmbedKit(
+            [
+                ek.Dataset(
+                    "o",
+                    frame,
+                    tenant_key="seller_id",
+                    measures=[ek.Measure("total", "sum", sql="amount")],
+                )
+            ],
+            database=path,
+            shard_rows=8,  # 30 rows: several shards
+        )
+        for tenant in range(1, 7):
+            got = kit.query(ek.Query(measures=["o.total"]), principal=ek.Principal(tenant))
+            assert got.to_pylist() == [{"o.total": 5 * scale}]
+        kit.close()
