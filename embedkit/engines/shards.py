@@ -26,10 +26,6 @@ __all__ = ["SHARD_ROWS", "clear", "split"]
 SHARD_ROWS = 2_000_000
 
 
-def shard_table(dataset: str, shard: int) -> exp.Table:
-    return stored_table(dataset, shard)
-
-
 def clear(con: duckdb.DuckDBPyConnection, dataset: str) -> None:
     """Drop whatever an earlier run stored for ``dataset``: table or view, and shards."""
     kinds = con.execute(
@@ -102,9 +98,9 @@ def split(
             .where(where)
             .order_by(*[exp.column(c, quoted=True) for c in order])
         )
-        create = exp.Create(this=shard_table(dataset, index), kind="TABLE", expression=body)
+        create = exp.Create(this=stored_table(dataset, index), kind="TABLE", expression=body)
         con.execute(create.sql("duckdb"), params)
-        parts.append(exp.select(exp.Star()).from_(shard_table(dataset, index)))
+        parts.append(exp.select(exp.Star()).from_(stored_table(dataset, index)))
     union: exp.Query = parts[0]
     for part in parts[1:]:
         union = exp.union(union, part, distinct=False)

@@ -143,7 +143,7 @@ class Model:
         return [m for ds in self.datasets.values() for m in ds.members.values() if m.kind in wanted]
 
 
-def _aggregate(agg: str, inner: exp.Expr | None, flt: exp.Expr | None) -> exp.Expr:
+def aggregate(agg: str, inner: exp.Expr | None, flt: exp.Expr | None) -> exp.Expr:
     """The aggregate a measure compiles to (columns unqualified)."""
     value: exp.Expr = inner.copy() if inner is not None else exp.Literal.number(1)
     if flt is not None:
@@ -156,9 +156,6 @@ def _aggregate(agg: str, inner: exp.Expr | None, flt: exp.Expr | None) -> exp.Ex
         return exp.Count(this=exp.Distinct(expressions=[value]))
     func = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[agg]
     return func(this=value)
-
-
-aggregate = _aggregate
 
 
 def measure_expression(member: Member, lookup: Callable[[str], Member]) -> exp.Expr:
@@ -178,7 +175,7 @@ def measure_expression(member: Member, lookup: Callable[[str], Member]) -> exp.E
             else:
                 column.replace(dependency)
         return out
-    agg = _aggregate(member.agg or "count", member.tree, member.filter)
+    agg = aggregate(member.agg or "count", member.tree, member.filter)
     if member.agg == "sum" and member.value_kind == "integer":
         # DuckDB sums integers as HUGEINT (a decimal in Arrow); BIGINT is what users expect.
         agg = exp.Cast(this=agg, to=exp.DataType.build("BIGINT"))
