@@ -9,8 +9,11 @@ Catch :class:`EmbedKitError` for all of them, or a precise subclass::
     ├── QueryError                a query is malformed or names things that do not exist
     │   └── UnknownMemberError    a member name is not in the model (lists valid names)
     ├── AccessDenied              the principal may not run this query (missing claim,
-    │                             hidden member); nothing was executed
-    └── ExecutionError            the engine failed while running a scoped query
+    │                             hidden member, a locked embed param); nothing was executed
+    ├── ExecutionError            the engine failed while running a scoped query
+    ├── TokenError                an embed, session or API token was refused
+    │                             (``reason``: expired, invalid or revoked)
+    └── ConfigError               keys or embed settings are unusable (weak secret...)
 
 Messages say what happened, where, and how to fix it. None of them ever contains
 data of a tenant other than the caller's, nor another tenant's identity.
@@ -20,15 +23,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 __all__ = [
     "AccessDenied",
+    "ConfigError",
     "DataLoadError",
     "EmbedKitError",
     "ExecutionError",
     "ModelError",
     "Problem",
     "QueryError",
+    "TokenError",
     "UnknownMemberError",
 ]
 
@@ -93,6 +99,26 @@ class AccessDenied(EmbedKitError):
 
 class ExecutionError(EmbedKitError):
     """The engine failed while running an already scoped query."""
+
+
+Reason = Literal["expired", "invalid", "revoked"]
+
+
+class TokenError(EmbedKitError):
+    """A token was refused; ``reason`` is ``"expired"``, ``"invalid"`` or ``"revoked"``.
+
+    ``str(err)`` (``"token expired"``...) is safe to show anyone. ``detail`` is a fixed phrase
+    (or a library exception's class name) for your logs, never token contents.
+    """
+
+    def __init__(self, reason: Reason, detail: str = "") -> None:
+        self.reason: Reason = reason
+        self.detail = detail or reason
+        super().__init__(f"token {reason}")
+
+
+class ConfigError(EmbedKitError):
+    """Keys or token settings are unusable (weak secret, wrong key type, no signing key...)."""
 
 
 def first_line(err: BaseException) -> str:
