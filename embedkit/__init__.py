@@ -5,14 +5,26 @@ verified principal; every read is scoped to that principal's rows.
 """
 
 from embedkit.dataset import SQL, Dataset
+from embedkit.embed.resources import (
+    Dashboard,
+    DateRangeFilter,
+    GrainFilter,
+    SelectFilter,
+    Widget,
+)
+from embedkit.embed.service import EmbedSettings
+from embedkit.embed.theme import Theme
+from embedkit.embed.tokens import SigningKey, generate_secret
 from embedkit.errors import (
     AccessDenied,
+    ConfigError,
     DataLoadError,
     EmbedKitError,
     ExecutionError,
     ModelError,
     Problem,
     QueryError,
+    TokenError,
     UnknownMemberError,
 )
 from embedkit.kit import EmbedKit
@@ -32,13 +44,18 @@ __all__ = [
     "AccessDenied",
     "And",
     "ColumnRule",
+    "ConfigError",
+    "Dashboard",
     "DataLoadError",
     "Dataset",
+    "DateRangeFilter",
     "Dimension",
     "EmbedKit",
     "EmbedKitError",
+    "EmbedSettings",
     "ExecutionError",
     "Filter",
+    "GrainFilter",
     "Join",
     "Measure",
     "Model",
@@ -52,8 +69,14 @@ __all__ = [
     "RowRule",
     "ScopedQuery",
     "Segment",
+    "SelectFilter",
+    "SigningKey",
+    "Theme",
     "Time",
     "TimeDimension",
+    "TokenError",
     "UnknownMemberError",
+    "Widget",
     "__version__",
+    "generate_secret",
 ]

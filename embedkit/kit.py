@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +16,10 @@ from typing import Any, Literal
 
 from embedkit.compile import TOTAL_COLUMN, Compiler
 from embedkit.dataset import NAME_PATTERN, SQL, Dataset
+from embedkit.embed.resources import Dashboard
+from embedkit.embed.service import Embedder, EmbedSettings
+from embedkit.embed.theme import Theme
+from embedkit.embed.tokens import SigningKey, Tokens
 from embedkit.engines.duckdb import DuckDBStore
 from embedkit.engines.shards import SHARD_ROWS
 from embedkit.errors import DataLoadError, ModelError, Problem, QueryError
@@ -45,7 +49,14 @@ class EmbedKit:
         shard_rows: a tenant dataset with more rows than this is stored as shards of
             about this many rows, each a range of tenants, so a tenant's query costs
             the same on a table of 1M rows or of 100M (default 2,000,000).
-        clock: returns "now" (aware); relative date ranges are read against it.
+        clock: returns "now" (aware); relative date ranges and token lifetimes are
+            read against it.
+        secret: the key that signs embed URLs: at least 32 random bytes, e.g.
+            ``secrets.token_urlsafe(32)`` (short or well-known secrets are refused).
+        keys: several :class:`~embedkit.SigningKey` instead of ``secret``, for key
+            rotation or asymmetric (EdDSA, ES256) signatures; the first one signs.
+        embed: :class:`~embedkit.EmbedSettings`: host origins allowed to frame
+            embeds, the URL where :meth:`asgi` is mounted, theme, locale, currency.
     """
 
     def __init__(
@@ -57,6 +68,9 @@ class EmbedKit:
         threads: int | None = None,
         shard_rows: int = SHARD_ROWS,
         clock: Callable[[], datetime] | None = None,
+        secret: str | bytes | None = None,
+        keys: Sequence[SigningKey] = (),
+        embed: EmbedSettings | None = None,
     ) -> None:
         self._store = DuckDBStore(
             database, memory_limit=memory_limit, threads=threads, shard_rows=shard_rows
@@ -66,6 +80,17 @@ class EmbedKit:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self._polars: Any = None
+        if secret is not None and keys:
+            raise TypeError("pass either secret= or keys=, not both")
+        signing = [SigningKey("default", secret=secret)] if secret is not None else list(keys)
+        tokens = Tokens(signing, clock=lambda: self._clock().timestamp()) if signing else None
+        self.embedding = Embedder(
+            tokens,
+            embed or EmbedSettings(),
+            model=lambda: self._model,
+            run=lambda q, p: self.query(q, principal=p),
+            now=self._clock,
+        )
         datasets = [datasets] if isinstance(datasets, Dataset) else list(datasets)
         if datasets:
             self.register(*datasets)
@@ -265,6 +290,108 @@ class EmbedKit:
             data_versions=scoped.data_versions,
             total=total,
         )
+
+    # -- embedding -------------------------------------------------------------------
+
+    def add_dashboard(self, *dashboards: Dashboard) -> None:
+        """Add dashboards, checked against the model (all problems in one ModelError)."""
+        self.embedding.add(*dashboards)
+
+    def embed_url(
+        self,
+        resource: str,
+        *,
+        tenant: str | int,
+        claims: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        editable: Mapping[str, Any] | None = None,
+        ttl: float | None = None,
+        theme: Theme | Mapping[str, Any] | None = None,
+        locale: str | None = None,
+        currency: str | None = None,
+        timezone: str | None = None,
+        base_url: str | None = None,
+    ) -> str:
+        """A signed, short-lived URL that shows ``resource`` to one tenant.
+
+        Call it on your server, per request, for the signed-in user. ``resource``
+        is a dashboard (``"sales"``) or one of its widgets (``"sales/revenue"``).
+        ``params`` are locked filter values the viewer can never change;
+        ``editable`` limits what the viewer may pick (allowed values per filter).
+        The token rides in the URL fragment, which browsers never send to servers.
+        """
+        return self.embedding.embed_url(
+            resource,
+            tenant=tenant,
+            claims=claims,
+            params=params,
+            editable=editable,
+            ttl=ttl,
+            theme=theme,
+            locale=locale,
+            currency=currency,
+            timezone=timezone,
+            base_url=base_url,
+        )
+
+    def revoke(
+        self,
+        *,
+        tenant: str | int | None = None,
+        resource: str | None = None,
+        before: datetime | None = None,
+    ) -> None:
+        """Refuse embed URLs (and their sessions) issued before ``before`` (default: now)
+        for ``tenant``, ``resource``, or the pair."""
+        cutoff = (before or self._clock()).timestamp()
+        self.embedding.tokens.revoke(tenant=tenant, resource=resource, before=cutoff)
+
+    def widget_data(
+        self,
+        resource: str,
+        *,
+        principal: Principal,
+        params: Mapping[str, Any] | None = None,
+        locked: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """What widget ``resource`` (``"dashboard/widget"``) shows ``principal``: the
+        same JSON the embed page reads, computed in-process."""
+        grant = self._grant(resource, principal, locked)
+        _, _, widget = resource.partition("/")
+        return self.embedding.widget_data(grant, widget, params or {}).to_json()
+
+    def render_widget(
+        self,
+        resource: str,
+        *,
+        principal: Principal,
+        format: Literal["svg", "png"] = "svg",
+        params: Mapping[str, Any] | None = None,
+        locked: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        """Widget ``resource`` drawn as SVG or PNG for ``principal`` (for emails, PDFs)."""
+        grant = self._grant(resource, principal, locked)
+        _, _, widget = resource.partition("/")
+        return self.embedding.image(grant, widget, params or {}, format)
+
+    def _grant(self, resource: str, principal: Principal, locked: Mapping[str, Any] | None) -> Any:
+        from embedkit.embed.service import grant_for
+
+        if "/" not in resource:
+            raise ValueError(f"name a widget as 'dashboard/widget', not {resource!r}")
+        try:
+            self.embedding.dashboard(resource)
+        except KeyError:
+            raise ValueError(f"no widget '{resource}'") from None
+        return grant_for(resource, principal, locked=locked, now=self._clock().timestamp())
+
+    def asgi(self) -> Any:
+        """A Starlette app serving embeds; mount it at any prefix of a Starlette or
+        FastAPI app (``app.mount("/analytics", kit.asgi())``)."""
+        from embedkit.http.app import create_app
+
+        self.embedding.tokens  # noqa: B018 - fail at start-up, not on the first request
+        return create_app(self.embedding)
 
     def close(self) -> None:
         """Close the database."""

@@ -1,0 +1,1 @@
+"""Embedding: tokens, widgets and dashboards, the HTTP routes and the browser side."""

@@ -1,0 +1,205 @@
+"""A widget's data as the browser draws it: rows keyed by field, a chart spec, KPI figures.
+
+Every query here goes through ``kit.query(..., principal=...)``, so it is scoped
+like any other read; this module only shapes queries and results.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+
+from embedkit.embed.charts import chart_spec
+from embedkit.embed.fields import Field, field_for
+from embedkit.embed.resources import Widget
+from embedkit.errors import QueryError
+from embedkit.query.spec import Query
+from embedkit.result import QueryResult
+
+__all__ = ["WidgetData", "build_widget_data", "rows_of"]
+
+Runner = Callable[[Query], QueryResult]
+
+
+@dataclass(frozen=True)
+class WidgetData:
+    """What one widget shows for one viewer and one set of filter values."""
+
+    widget: Widget
+    title: str
+    fields: tuple[Field, ...]
+    rows: list[dict[str, Any]]
+    spec: dict[str, Any] | None
+    result: QueryResult
+    kpi: dict[str, Any] | None = None
+    page: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON body the embed page reads."""
+        return {
+            "widget": self.widget.name,
+            "kind": self.widget.kind,
+            "title": self.title,
+            "description": self.widget.description,
+            "fields": [f.to_json() for f in self.fields],
+            "rows": self.rows,
+            "spec": self.spec,
+            "kpi": self.kpi,
+            "page": self.page,
+            "empty": not self.rows,
+        }
+
+
+def fields_of(widget: Widget, query: Query, model: Any) -> tuple[Field, ...]:
+    """The fields of ``widget``'s result, in column order."""
+    out = [field_for(model, d, formats=widget.formats) for d in query.dimensions]
+    out += [
+        field_for(model, t.dimension, grain=t.grain, formats=widget.formats)
+        for t in query.time
+        if t.grain
+    ]
+    out += [field_for(model, m, formats=widget.formats) for m in query.measures]
+    return tuple(out)
+
+
+def _column(f: Field) -> str:
+    return f"{f.member}.{f.grain}" if f.role == "time" and f.grain else f.member
+
+
+def _value(v: Any) -> Any:
+    if isinstance(v, datetime):
+        # Wall-clock time in the query's zone, marked Z: charts draw it on a UTC scale.
+        return v.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+    if isinstance(v, date):
+        return v.isoformat() + "T00:00:00Z"
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def rows_of(table: pa.Table, fields: Sequence[Field]) -> list[dict[str, Any]]:
+    """The rows of ``table`` as dicts keyed by :attr:`Field.key`, JSON-ready."""
+    columns = [(f.key, table.column(_column(f)).to_pylist()) for f in fields]
+    return [{key: _value(values[i]) for key, values in columns} for i in range(table.num_rows)]
+
+
+def _title(widget: Widget, fields: Sequence[Field]) -> str:
+    if widget.title:
+        return widget.title
+    measures = [f for f in fields if f.role == "measure"]
+    return (measures or list(fields))[0].title if fields else widget.name
+
+
+def build_widget_data(
+    widget: Widget,
+    query: Query,
+    run: Runner,
+    model: Any,
+    *,
+    page: int = 0,
+    order: tuple[str, str] | None = None,
+) -> WidgetData:
+    """Run ``query`` (a widget's query with filters applied) and shape its result."""
+    fields = fields_of(widget, query, model)
+    title = _title(widget, fields)
+    if widget.kind == "kpi":
+        return _kpi(widget, query, run, model, fields, title)
+    paging = None
+    if widget.kind == "table":
+        query, paging = _paged(widget, query, fields, page, order)
+    result = run(query)
+    rows = rows_of(result.table, fields)
+    if paging is not None:
+        paging["total"] = result.total
+    spec = chart_spec(widget, fields, title=title)
+    return WidgetData(widget, title, fields, rows, spec, result, page=paging)
+
+
+def _paged(
+    widget: Widget,
+    query: Query,
+    fields: Sequence[Field],
+    page: int,
+    order: tuple[str, str] | None,
+) -> tuple[Query, dict[str, Any]]:
+    if isinstance(page, bool) or not isinstance(page, int) or not 0 <= page <= 1_000_000:
+        raise QueryError("page must be a whole number from 0")
+    by_key = {f.key: f for f in fields}
+    sort = query.order
+    shown: list[str] | None = None
+    if order is not None:
+        key, direction = order
+        if key not in by_key or direction not in ("asc", "desc"):
+            raise QueryError(
+                f"order must be <field>:asc or <field>:desc; fields are: {', '.join(by_key)}"
+            )
+        sort = ((by_key[key].member, direction),)  # type: ignore[assignment]
+        shown = [key, direction]
+    offset = page * widget.page_size
+    q = replace(query, limit=widget.page_size, offset=offset, total=True, order=sort)
+    return q, {"offset": offset, "limit": widget.page_size, "total": None, "order": shown}
+
+
+def _kpi(
+    widget: Widget,
+    query: Query,
+    run: Runner,
+    model: Any,
+    fields: Sequence[Field],
+    title: str,
+) -> WidgetData:
+    measure = next(f for f in fields if f.role == "measure")
+    flat = replace(query, time=tuple(replace(t, grain=None) for t in query.time), dimensions=())
+    ranged = [t for t in flat.time if t.date_range is not None]
+    compare = len(ranged) == 1
+    result = run(replace(flat, compare="previous_period") if compare else flat)
+    value = _value(result.table.column(measure.member)[0].as_py()) if result.num_rows else None
+    previous = None
+    if result.previous is not None and result.previous.num_rows:
+        previous = _value(result.previous.table.column(measure.member)[0].as_py())
+    delta = None
+    if isinstance(value, int | float) and isinstance(previous, int | float) and previous:
+        delta = (value - previous) / abs(previous)
+    sparkline: list[dict[str, Any]] = []
+    if widget.sparkline and query.time:
+        first = query.time[0]
+        spark_q = replace(
+            flat,
+            time=(replace(first, grain=widget.sparkline), *flat.time[1:]),
+            order=None,
+        )
+        spark_fields = (
+            field_for(model, first.dimension, grain=widget.sparkline),
+            measure,
+        )
+        spark = run(spark_q)
+        for row in rows_of(spark.table, spark_fields):
+            sparkline.append({"t": row[spark_fields[0].key], "v": row[measure.key]})
+    kpi = {
+        "key": measure.key,
+        "value": value,
+        "previous": previous,
+        "delta": delta,
+        "format": measure.format,
+        "range": _range_text(ranged[0].date_range) if compare else None,
+        "sparkline": sparkline,
+    }
+    rows = [{measure.key: value}] if value is not None else []
+    return WidgetData(widget, title, (measure,), rows, None, result, kpi=kpi)
+
+
+def _range_text(value: Any) -> str:
+    return value if isinstance(value, str) else " to ".join(value)
+
+
+def as_mapping(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Filter values as JSON (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}

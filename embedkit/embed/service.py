@@ -1,0 +1,415 @@
+"""Embedding as a Python API: dashboards, embed URLs, sessions and widget data.
+
+The HTTP routes (:mod:`embedkit.http`) are thin adapters over this class, so
+a host app can do from Python whatever the browser does: read a widget's data
+for a principal, list a filter's choices, render a widget as an image.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from embedkit.embed.data import WidgetData, as_mapping, build_widget_data
+from embedkit.embed.params import (
+    apply_params,
+    check_grant_params,
+    granted_widgets,
+    resolve_params,
+)
+from embedkit.embed.resources import Dashboard, DateRangeFilter, SelectFilter, check_dashboard
+from embedkit.embed.theme import Theme
+from embedkit.embed.tokens import Grant, TokenError, Tokens
+from embedkit.errors import AccessDenied, ModelError, QueryError
+from embedkit.query.dates import zone
+from embedkit.query.spec import Filter, Query
+from embedkit.result import QueryResult
+from embedkit.security.rules import Principal
+
+__all__ = ["EmbedSettings", "Embedder"]
+
+#: How many choices a select filter offers at most.
+MAX_CHOICES = 1000
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    """How embeds behave; every field has a safe default.
+
+    Args:
+        host_origins: origins allowed to frame embeds and exchange messages with
+            them (``https://app.example.com``); empty means same origin only.
+        base_url: where :meth:`EmbedKit.asgi` is mounted (``/analytics`` or a full
+            URL); embed URLs start with it.
+        theme: the default theme; an embed URL may override parts of it.
+        locale / currency / timezone: defaults for number and date formats and for
+            the zone in which dates are bucketed and read.
+    """
+
+    host_origins: tuple[str, ...] = ()
+    base_url: str = ""
+    theme: Theme = field(default_factory=Theme)
+    locale: str = "en-US"
+    currency: str = "USD"
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        origins: Any = self.host_origins
+        origins = (origins,) if isinstance(origins, str) else tuple(origins)
+        for origin in origins:
+            parsed = urllib.parse.urlsplit(origin)
+            if (
+                parsed.scheme not in ("http", "https")
+                or not parsed.netloc
+                or parsed.path not in ("", "/")
+                or parsed.query
+                or parsed.fragment
+            ):
+                raise ValueError(
+                    f"host origin {origin!r} is not an origin; write it as "
+                    "'https://app.example.com' (scheme, host and port only)"
+                )
+        object.__setattr__(self, "host_origins", tuple(o.rstrip("/") for o in origins))
+        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+        zone(self.timezone)
+
+
+class Embedder:
+    """Dashboards and tokens of one kit; answers what embeds ask for."""
+
+    def __init__(
+        self,
+        tokens: Tokens | None,
+        settings: EmbedSettings,
+        *,
+        model: Callable[[], Any],
+        run: Callable[[Query, Principal], QueryResult],
+        now: Callable[[], datetime],
+    ) -> None:
+        self._tokens = tokens
+        self.settings = settings
+        self._model = model
+        self._run = run
+        self._now = now
+        self._dashboards: dict[str, Dashboard] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def tokens(self) -> Tokens:
+        if self._tokens is None:
+            from embedkit.embed.tokens import ConfigError
+
+            raise ConfigError(
+                "no signing key: pass secret=... (at least 32 random bytes, e.g. "
+                "secrets.token_urlsafe(32)) or keys=[ek.SigningKey(...)] to EmbedKit"
+            )
+        return self._tokens
+
+    # -- definitions -----------------------------------------------------------------
+
+    @property
+    def dashboards(self) -> Mapping[str, Dashboard]:
+        return dict(self._dashboards)
+
+    def add(self, *dashboards: Dashboard) -> None:
+        with self._lock:
+            problems = []
+            known = list(self._dashboards)
+            for d in dashboards:
+                problems += check_dashboard(d, self._model(), known)
+                known.append(getattr(d, "name", ""))
+            if problems:
+                raise ModelError(problems)
+            for d in dashboards:
+                self._dashboards[d.name] = d
+
+    def dashboard(self, resource: str) -> Dashboard:
+        name, _, widget = resource.partition("/")
+        dashboard = self._dashboards.get(name)
+        if dashboard is None or (widget and dashboard.widget(widget) is None):
+            raise KeyError(resource)
+        return dashboard
+
+    # -- embed URLs ------------------------------------------------------------------
+
+    def embed_url(
+        self,
+        resource: str,
+        *,
+        tenant: str | int,
+        claims: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        editable: Mapping[str, Any] | None = None,
+        ttl: float | None = None,
+        theme: Theme | Mapping[str, Any] | None = None,
+        locale: str | None = None,
+        currency: str | None = None,
+        timezone: str | None = None,
+        base_url: str | None = None,
+    ) -> str:
+        try:
+            dashboard = self.dashboard(resource)
+        except KeyError:
+            known = ", ".join(sorted(self._dashboards)) or "(none yet: add_dashboard first)"
+            raise ValueError(
+                f"no dashboard or widget '{resource}' to embed; dashboards are: {known}"
+            ) from None
+        check_grant_params(dashboard, params or {}, editable or {})
+        overrides = theme.to_json() if isinstance(theme, Theme) else dict(theme or {})
+        self.settings.theme.merged(overrides)  # validated now, not per request
+        if timezone is not None:
+            zone(timezone)
+        display = {"currency": currency} if currency else {}
+        token = self.tokens.mint_embed(
+            resource,
+            tenant=tenant,
+            claims=claims,
+            locked=params,
+            editable=editable,
+            theme={**overrides, **({"display": display} if display else {})} or None,
+            locale=locale,
+            timezone=timezone,
+            ttl=ttl,
+        )
+        base = self.settings.base_url if base_url is None else base_url.rstrip("/")
+        return f"{base}/embed/{resource}#token={token}"
+
+    # -- sessions --------------------------------------------------------------------
+
+    def open_session(self, token: str, resource: str) -> dict[str, Any]:
+        """Exchange an embed token for a session and the definition of what it grants."""
+        grant = self.tokens.verify_embed(token)
+        if grant.resource != resource:
+            raise TokenError("invalid")
+        try:
+            dashboard = self.dashboard(grant.resource)
+        except KeyError:
+            raise TokenError("invalid") from None
+        session = self.tokens.mint_session(grant)
+        return self.definition(grant, dashboard, session)
+
+    def grant(self, session: str) -> Grant:
+        return self.tokens.verify_session(session)
+
+    def theme_of(self, grant: Grant) -> Theme:
+        overrides = {k: v for k, v in (grant.theme or {}).items() if k != "display"}
+        return self.settings.theme.merged(overrides)
+
+    def display(self, grant: Grant) -> tuple[str, str, str]:
+        extra = (grant.theme or {}).get("display") or {}
+        return (
+            grant.locale or self.settings.locale,
+            extra.get("currency") or self.settings.currency,
+            grant.timezone or self.settings.timezone,
+        )
+
+    def definition(self, grant: Grant, dashboard: Dashboard, session: str) -> dict[str, Any]:
+        from embedkit.embed.locales import time_format_locale
+
+        locale, currency, timezone = self.display(grant)
+        values = resolve_params(
+            dashboard,
+            {},
+            locked=grant.locked,
+            editable=grant.editable,
+            now=self._now(),
+            timezone=timezone,
+        )
+        theme = self.theme_of(grant)
+        _, _, only = grant.resource.partition("/")
+        filters = []
+        for flt in dashboard.filters:
+            entry: dict[str, Any] = {
+                "name": flt.name,
+                "label": flt.label or flt.name.replace("_", " ").capitalize(),
+                "value": as_mapping(values)[flt.name],
+                "locked": flt.name in grant.locked,
+            }
+            allowed = grant.editable.get(flt.name)
+            if isinstance(flt, SelectFilter):
+                entry.update(kind="select", multiple=flt.multiple)
+            elif isinstance(flt, DateRangeFilter):
+                presets = list(flt.presets)
+                if isinstance(allowed, list | tuple):
+                    presets = [p for p in presets if p in allowed]
+                entry.update(
+                    kind="date_range",
+                    presets=presets,
+                    custom=bool(flt.custom) and not isinstance(allowed, list | tuple),
+                )
+            else:
+                options = list(flt.options)
+                if isinstance(allowed, list | tuple):
+                    options = [o for o in options if o in allowed]
+                entry.update(kind="grain", options=options)
+            filters.append(entry)
+        widgets = [
+            {
+                "name": w.name,
+                "kind": w.kind,
+                "title": w.title or "",
+                "description": w.description,
+                "span": w.span,
+            }
+            for w in granted_widgets(dashboard, grant.resource)
+        ]
+        return {
+            "session": session,
+            "expires_in": max(0.0, grant.expires_at - self._now().timestamp()),
+            "resource": {"dashboard": dashboard.name, "widget": only or None},
+            "dashboard": {
+                "name": dashboard.name,
+                "title": dashboard.title or "",
+                "description": dashboard.description,
+                "columns": 1 if only else dashboard.columns,
+                "widgets": widgets,
+                "filters": filters,
+            },
+            "theme": theme.to_json(),
+            "vega": {"light": theme.vega_config(dark=False), "dark": theme.vega_config(dark=True)},
+            "surfaces": {"light": theme.surfaces(False), "dark": theme.surfaces(True)},
+            "locale": locale,
+            "currency": currency,
+            "timezone": timezone,
+            "time_format_locale": time_format_locale(locale),
+        }
+
+    # -- data ------------------------------------------------------------------------
+
+    def widget_data(
+        self,
+        grant: Grant,
+        widget: str,
+        params: Mapping[str, Any],
+        *,
+        page: int = 0,
+        order: tuple[str, str] | None = None,
+    ) -> WidgetData:
+        """Widget ``widget`` of the granted resource, for the grant's principal."""
+        dashboard = self.dashboard(grant.resource)
+        target = next(
+            (w for w in granted_widgets(dashboard, grant.resource) if w.name == widget), None
+        )
+        if target is None:
+            raise AccessDenied("this widget is not part of this embed")
+        _, _, timezone = self.display(grant)
+        values = resolve_params(
+            dashboard,
+            params,
+            locked=grant.locked,
+            editable=grant.editable,
+            now=self._now(),
+            timezone=timezone,
+        )
+        model = self._model()
+        query = replace(apply_params(target, dashboard, values, model), timezone=timezone)
+        principal = grant.principal()
+        return build_widget_data(
+            target, query, lambda q: self._run(q, principal), model, page=page, order=order
+        )
+
+    def filter_values(self, grant: Grant, name: str, search: str = "") -> dict[str, Any]:
+        """The choices of select filter ``name``, read under the grant's scope."""
+        dashboard = self.dashboard(grant.resource)
+        flt = dashboard.filter(name)
+        if not isinstance(flt, SelectFilter):
+            raise QueryError(f"'{name}' is not a select filter of this dashboard")
+        if not isinstance(search, str) or len(search) > 200:
+            raise QueryError("q is a search text of at most 200 characters")
+        allowed = grant.editable.get(name)
+        locked = grant.locked.get(name)
+        filters: list[Filter] = []
+        if search:
+            filters.append(Filter(flt.dimension, "contains", (search,)))
+        restrict = locked if locked is not None else allowed
+        if restrict is not None:
+            restrict = [restrict] if isinstance(restrict, str | int | float) else list(restrict)
+            filters.append(Filter(flt.dimension, "equals", tuple(restrict)))
+        query = Query(
+            dimensions=(flt.dimension,),
+            filters=tuple(filters),
+            order=((flt.dimension, "asc"),),
+            limit=MAX_CHOICES + 1,
+        )
+        result = self._run(query, grant.principal())
+        values = result.table.column(flt.dimension).to_pylist()
+        values = [v for v in values if v is not None]
+        return {"values": values[:MAX_CHOICES], "truncated": len(values) > MAX_CHOICES}
+
+    def image(
+        self, grant: Grant, widget: str, params: Mapping[str, Any], fmt: str, *, dark: bool = False
+    ) -> bytes:
+        """Widget ``widget`` drawn as SVG or PNG, under the grant's scope."""
+        from embedkit.embed import images
+
+        data = self.widget_data(grant, widget, params)
+        _, currency, _ = self.display(grant)
+        config = self.theme_of(grant).vega_config(dark=dark)
+        if data.spec is not None:
+            return images.render_image(data.spec, data.rows, config=config, fmt=fmt)  # type: ignore[arg-type]
+        if data.kpi is None:
+            raise QueryError(f"widget '{widget}' is a table: it has no image; export it instead")
+        value, delta = data.kpi["value"], data.kpi["delta"]
+        shown = "-" if value is None else _plain_number(value, data.kpi["format"], currency)
+        change = "" if delta is None else f"{delta:+.1%} vs previous period"
+        svg = images.kpi_svg(data.title, shown, change)
+        if fmt == "svg":
+            return svg
+        import vl_convert
+
+        return bytes(vl_convert.svg_to_png(svg.decode()))
+
+
+def _plain_number(value: float, fmt: str | None, currency: str) -> str:
+    """A number for a server-drawn KPI (the browser formats by locale instead)."""
+    if fmt == "percent":
+        return f"{value:.1%}"
+    if fmt == "currency":
+        return f"{value:,.2f} {currency}"
+    if fmt == "integer" or float(value).is_integer():
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"
+
+
+def parse_params(text: str | None) -> dict[str, Any]:
+    """The ``params`` query-string value (JSON object) of a data request."""
+    if not text:
+        return {}
+    if len(text) > 16_384:
+        raise QueryError("params is too long")
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise QueryError("params must be a JSON object of filter name -> value") from None
+    if not isinstance(value, dict):
+        raise QueryError("params must be a JSON object of filter name -> value")
+    return value
+
+
+def grant_for(
+    resource: str,
+    principal: Principal,
+    *,
+    locked: Mapping[str, Any] | None = None,
+    editable: Mapping[str, Any] | None = None,
+    now: float,
+) -> Grant:
+    """A grant made in-process (no token) for host-side calls such as emailed images."""
+    return Grant(
+        resource=resource,
+        tenant=principal.tenant,
+        claims=dict(principal.claims),
+        locked=dict(locked or {}),
+        editable=dict(editable or {}),
+        theme=None,
+        locale=None,
+        timezone=None,
+        issued_at=now,
+        expires_at=now + 60,
+        jti="in-process",
+    )
