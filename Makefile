@@ -6,7 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test lint typecheck pytest bench bench-quick clean
 
+# Browser tests drive Debian's chromium (playwright cannot download browsers here).
+CHROMIUM := /usr/bin/chromium
+
 $(STAMP): pyproject.toml
+	test -x $(CHROMIUM) || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -1,0 +1,1 @@
+"""The HTTP side: a Starlette app of thin routes over :class:`embedkit.embed.service.Embedder`."""

@@ -1,0 +1,38 @@
+"""Build the Starlette app that :meth:`embedkit.EmbedKit.asgi` returns."""
+
+from __future__ import annotations
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from embedkit.embed.service import Embedder
+from embedkit.http.assets import widgets_dir
+from embedkit.http.headers import SecurityHeaders
+from embedkit.http.routes import Routes
+
+__all__ = ["create_app"]
+
+
+def create_app(embedder: Embedder) -> Starlette:
+    """A Starlette app serving embeds of ``embedder``; mount it at any prefix."""
+    templates = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(widgets_dir() / "templates"),
+        autoescape=True,
+    )
+    r = Routes(embedder, templates)
+    return Starlette(
+        routes=[
+            Route("/embed/{resource:path}", r.page, methods=["GET"]),
+            Route("/session", r.session, methods=["POST"]),
+            Route("/data/{widget}", r.data, methods=["GET"]),
+            Route("/values/{filter}", r.values, methods=["GET"]),
+            Route("/image/{widget}.{fmt}", r.image, methods=["GET"]),
+            Route("/static/{name}", r.static, methods=["GET"]),
+            Route("/health", r.health, methods=["GET"]),
+        ],
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={HTTPException: r.not_found, Exception: r.error},
+    )

@@ -1,0 +1,61 @@
+"""Security headers on every response of the embed app.
+
+The embed page gets its own Content-Security-Policy (scripts only by nonce,
+``frame-ancestors`` = the configured host origins); every other response gets
+a policy that allows nothing to run or frame it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["SecurityHeaders", "page_policy"]
+
+_API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+
+def page_policy(nonce: str, host_origins: Sequence[str]) -> str:
+    """The CSP of an embed page: embedkit's own scripts and styles, framed by the hosts."""
+    ancestors = " ".join(("'self'", *host_origins))
+    return "; ".join(
+        (
+            "default-src 'none'",
+            f"script-src 'nonce-{nonce}'",
+            f"style-src 'self' 'nonce-{nonce}'",
+            "img-src 'self' data: blob:",
+            "font-src 'self' data:",
+            "connect-src 'self'",
+            f"frame-ancestors {ancestors}",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "object-src 'none'",
+        )
+    )
+
+
+class SecurityHeaders:
+    """ASGI middleware adding the headers every embed response carries."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Referrer-Policy"] = "no-referrer"
+                headers["X-Content-Type-Options"] = "nosniff"
+                if "cache-control" not in headers:
+                    headers["Cache-Control"] = "private, no-store"
+                if "content-security-policy" not in headers:
+                    headers["Content-Security-Policy"] = _API_POLICY
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

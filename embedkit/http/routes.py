@@ -1,0 +1,187 @@
+"""The routes of the embed app. Each one parses, calls the Python API, and formats.
+
+::
+
+    GET  /embed/{resource}          the embed page (the token stays in the URL fragment)
+    POST /session                   embed token -> session + definition
+    GET  /data/{widget}             a widget's data (JSON, or Arrow IPC on request)
+    GET  /values/{filter}           a select filter's choices, scoped
+    GET  /image/{widget}.{svg|png}  a widget drawn on the server
+    GET  /static/{name}             loader, page script, styles, Vega
+    GET  /health                    liveness
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+import pyarrow as pa
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from embedkit.embed.service import Embedder, parse_params
+from embedkit.embed.tokens import Grant, TokenError
+from embedkit.errors import QueryError
+from embedkit.http.assets import asset
+from embedkit.http.headers import page_policy
+from embedkit.http.problems import Problem, problem_response
+
+__all__ = ["Routes"]
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+MAX_BODY = 16_384
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    import orjson
+
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+class Routes:
+    """Handlers bound to one :class:`Embedder` and its page templates."""
+
+    def __init__(self, embedder: Embedder, templates: Any) -> None:
+        self.embedder = embedder
+        self.templates = templates
+
+    def _grant(self, request: Request) -> Grant:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise TokenError("invalid")
+        return self.embedder.grant(token.strip())
+
+    async def page(self, request: Request) -> Response:
+        nonce = secrets.token_urlsafe(16)
+        settings = self.embedder.settings
+        html = self.templates.get_template("embed.html").render(
+            prefix=request.scope.get("root_path", ""),
+            resource=request.path_params["resource"],
+            nonce=nonce,
+            host_origins=json.dumps(list(settings.host_origins)),
+            version="1",
+        )
+        return HTMLResponse(
+            html,
+            headers={
+                "Content-Security-Policy": page_policy(nonce, settings.host_origins),
+                "Cache-Control": "private, no-cache",
+            },
+        )
+
+    async def session(self, request: Request) -> Response:
+        try:
+            body = await request.body()
+            if len(body) > MAX_BODY:
+                raise TokenError("invalid")
+            data = json.loads(body or b"{}")
+            if not isinstance(data, dict):
+                raise TokenError("invalid")
+            token, resource = data.get("token"), data.get("resource")
+            if not isinstance(token, str) or not isinstance(resource, str):
+                raise TokenError("invalid")
+            definition = await run_in_threadpool(self.embedder.open_session, token, resource)
+            return _json(definition)
+        except ValueError:
+            return problem_response(TokenError("invalid"))
+        except Exception as err:
+            return problem_response(err)
+
+    async def data(self, request: Request) -> Response:
+        try:
+            grant = self._grant(request)
+            params = parse_params(request.query_params.get("params"))
+            page = _page(request.query_params.get("page"))
+            order = _order(request.query_params.get("order"))
+            data = await run_in_threadpool(
+                self.embedder.widget_data,
+                grant,
+                request.path_params["widget"],
+                params,
+                page=page,
+                order=order,
+            )
+            if ARROW_STREAM in request.headers.get("accept", ""):
+                return Response(_ipc(data.result.table), media_type=ARROW_STREAM)
+            return _json(data.to_json())
+        except Exception as err:
+            return problem_response(err)
+
+    async def values(self, request: Request) -> Response:
+        try:
+            grant = self._grant(request)
+            answer = await run_in_threadpool(
+                self.embedder.filter_values,
+                grant,
+                request.path_params["filter"],
+                request.query_params.get("q", ""),
+            )
+            return _json(answer)
+        except Exception as err:
+            return problem_response(err)
+
+    async def image(self, request: Request) -> Response:
+        try:
+            grant = self._grant(request)
+            fmt = request.path_params["fmt"]
+            if fmt not in ("svg", "png"):
+                raise Problem(404, "not-found", "Not found")
+            params = parse_params(request.query_params.get("params"))
+            body = await run_in_threadpool(
+                self.embedder.image,
+                grant,
+                request.path_params["widget"],
+                params,
+                fmt,
+                dark=request.query_params.get("mode") == "dark",
+            )
+            media = "image/svg+xml" if fmt == "svg" else "image/png"
+            return Response(body, media_type=media)
+        except Exception as err:
+            return problem_response(err)
+
+    async def static(self, request: Request) -> Response:
+        found = await run_in_threadpool(asset, request.path_params["name"])
+        if found is None:
+            return problem_response(Problem(404, "not-found", "Not found"))
+        headers = {"ETag": found.etag, "Cache-Control": "private, max-age=3600"}
+        if request.headers.get("if-none-match") == found.etag:
+            return Response(status_code=304, headers=headers)
+        return Response(found.body, media_type=found.media_type, headers=headers)
+
+    async def health(self, request: Request) -> Response:
+        return _json({"status": "ok"})
+
+    async def not_found(self, request: Request, exc: Exception) -> Response:
+        return problem_response(Problem(404, "not-found", "Not found"))
+
+    async def error(self, request: Request, exc: Exception) -> Response:
+        return problem_response(exc)
+
+
+def _page(text: str | None) -> int:
+    if text is None:
+        return 0
+    if not text.isdigit() or len(text) > 7:
+        raise QueryError("page must be a whole number from 0")
+    return int(text)
+
+
+def _order(text: str | None) -> tuple[str, str] | None:
+    if not text:
+        return None
+    key, _, direction = text.partition(":")
+    return (key, direction or "asc")
+
+
+def _ipc(table: pa.Table) -> bytes:
+    # The schema metadata carries the SQL and timings: never send those to an embed.
+    table = table.replace_schema_metadata(None)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
