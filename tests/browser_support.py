@@ -123,7 +123,16 @@ def host_app(kit: ek.EmbedKit, embed_origin: str, *, ttl: float = 600) -> Starle
         locked = json.loads(request.query_params.get("locked", "{}"))
         theme = json.loads(request.query_params.get("theme", "null"))
         seconds = float(request.query_params.get("ttl", ttl))
-        return kit.embed_url(resource, tenant=tenant, params=locked, ttl=seconds, theme=theme)
+        return kit.embed_url(
+            resource,
+            tenant=tenant,
+            params=locked,
+            ttl=seconds,
+            theme=theme,
+            locale=request.query_params.get("locale"),
+            currency=request.query_params.get("currency"),
+            timezone=request.query_params.get("timezone"),
+        )
 
     async def page(request: Request) -> HTMLResponse:
         url = mint(request)

@@ -360,6 +360,50 @@ def test_dark_theme_and_brand_colour(page: Page, stack: Stack) -> None:
     shot(page, "dashboard-dark")
 
 
+def test_locale_and_currency_format_numbers(page: Page, stack: Stack, rows: pl.DataFrame) -> None:
+    open_dashboard(page, stack, tenant="s1", locale="de-DE", currency="EUR")
+    [[shown]] = table_numbers(page, "kpi_revenue")
+    now = days(rows, "s1", "2024-05-02", "2024-06-01")["amount"].sum()
+    # German: "." groups thousands, "," marks decimals, the euro sign follows.
+    assert shown.endswith("€"), shown
+    assert float(shown.replace("€", "").replace(".", "").replace(",", ".").strip()) == (
+        pytest.approx(now, abs=0.01)
+    )
+    assert page.frames[1].evaluate("document.documentElement.lang") == "de-DE"
+
+
+def test_a_network_drop_recovers_without_a_reload(
+    page: Page, stack: Stack, rows: pl.DataFrame
+) -> None:
+    open_dashboard(page, stack, tenant="s1")
+    before = len(events(page, "loaded"))
+    page.context.set_offline(True)
+    frame(page).locator("select").first.select_option("last 7 days")
+    page.wait_for_timeout(1500)
+    page.context.set_offline(False)
+    wait_event(page, "loaded", before + 1, timeout=40)
+    [[shown]] = table_numbers(page, "kpi_revenue")
+    week = days(rows, "s1", "2024-05-25", "2024-06-01")["amount"].sum()
+    assert money(shown) == pytest.approx(week, abs=0.01)
+
+
+def test_removing_the_element_stops_its_timers(browser: Browser, stack: Stack) -> None:
+    """A 20 s token would be refreshed after 10 s; once the element is gone, nothing
+    asks for tokens or data any more."""
+    context = browser.new_context()
+    page = context.new_page()
+    seen: list[str] = []
+    page.on("request", lambda r: seen.append(r.url))
+    page.goto(stack.url(tenant="s1", ttl="20"))
+    wait_event(page, "loaded")
+    page.evaluate("document.getElementById('dash').remove()")
+    removed = len(seen)
+    page.wait_for_timeout(14_000)
+    late = [u for u in seen[removed:] if "/token/" in u or "/session" in u or "/data/" in u]
+    assert not late, late
+    context.close()
+
+
 def test_token_refresh_keeps_the_page_alive_past_expiry(browser: Browser, stack: Stack) -> None:
     """The first token lives 20 s; the browser's clock is 4 minutes fast. The page keeps
     working after 30 s because the loader fetched fresh tokens from the host."""

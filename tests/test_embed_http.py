@@ -161,6 +161,34 @@ def test_line_rows_equal_polars_per_day_and_per_week(
     ) or len(weekly["rows"]) < len(data["rows"])
 
 
+def test_time_buckets_follow_the_embeds_time_zone(
+    client: TestClient, kit: ek.EmbedKit, rows: pl.DataFrame
+) -> None:
+    url = kit.embed_url("sales", tenant="s1", timezone="America/New_York")
+    session = open_session(client, url)["session"]
+    data = get_data(client, session, "revenue_by_day").json()
+    # NOW is 08:00 on June 1 in New York: the last 30 days are May 2 to May 31 there.
+    local = rows.filter(pl.col("seller_id") == "s1").with_columns(
+        pl.col("ordered_at")
+        .dt.replace_time_zone("UTC")
+        .dt.convert_time_zone("America/New_York")
+        .dt.replace_time_zone(None)
+    )
+    expected = (
+        local.filter(
+            (pl.col("ordered_at") >= datetime(2024, 5, 2))
+            & (pl.col("ordered_at") < datetime(2024, 6, 1))
+        )
+        .group_by(pl.col("ordered_at").dt.truncate("1d"))
+        .agg(pl.col("amount").sum())
+        .sort("ordered_at")
+    )
+    assert [r["ordered_at"] for r in data["rows"]] == [
+        t.isoformat() + "Z" for t in expected["ordered_at"]
+    ]
+    assert [r["revenue"] for r in data["rows"]] == pytest.approx(expected["amount"].to_list())
+
+
 def test_select_filter_limits_rows(
     client: TestClient, kit: ek.EmbedKit, rows: pl.DataFrame
 ) -> None:

@@ -25,7 +25,9 @@ _KEY, _VALUE, _SERIES, _COUNT, _ARIA = "_ek_key", "_ek_value", "_ek_series", "_e
 MAX_POINTS = 40  # lines show their points while a series has at most this many
 _AUTOSIZE = {"type": "fit-x", "contains": "padding"}
 _LEGEND_LABEL = 110
-_LEGEND_COLUMNS = f"max(1, floor(width / {_LEGEND_LABEL + 40}))"
+# One legend column: a column count that follows the width (a signal) leaves Vega's
+# height stale when a card narrows after the first draw, which clipped legends.
+_LEGEND_SYMBOLS = 12
 # Built specs as JSON text, by what they depend on (Altair takes tens of milliseconds).
 _BUILT: dict[tuple[Any, ...], str] = {}
 
@@ -215,8 +217,10 @@ def _pick(*fields: Field | None) -> Any:
 
 
 def _colour(values: _Values, split: Field | None) -> Any:
-    """The colour channel of series; legends wrap into as many columns as the width holds."""
-    legend = alt.Legend(columns=alt.ExprRef(expr=_LEGEND_COLUMNS), labelLimit=_LEGEND_LABEL)
+    """The colour channel of series, with a one-column legend below the chart."""
+    legend = alt.Legend(
+        columns=1, direction="vertical", labelLimit=_LEGEND_LABEL, symbolLimit=_LEGEND_SYMBOLS
+    )
     if split is not None and split.role == "time" and values.series == split.key:
         g = _grain(split)
         legend.format = g.tip
