@@ -32,13 +32,22 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# benchmarks/http.py loads the server with Debian's wrk.
+WRK := /usr/bin/wrk
+
 bench: $(STAMP)
+	test -x $(WRK) || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	@mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/core.py --json benchmarks/results/core.json
+	$(BIN)/python benchmarks/http.py --json benchmarks/results/http.json
 
 bench-quick: $(STAMP)
+	test -x $(WRK) || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	@mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/core.py --quick --json benchmarks/results/core-quick.json
+	$(BIN)/python benchmarks/http.py --quick --json benchmarks/results/http-quick.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

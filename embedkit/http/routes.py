@@ -13,12 +13,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import secrets
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import anyio
 import pyarrow as pa
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -35,6 +38,28 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 MAX_BODY = 16_384
 
 
+_T = TypeVar("_T")
+
+
+class _Workers:
+    """Runs blocking calls (DuckDB, token checks) off the event loop, a few at a time.
+
+    DuckDB already spreads one query over every core; letting dozens of queries run
+    at once only makes them fight for the same cores, so concurrency is capped at
+    the core count and the rest wait their turn.
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit or max(2, os.cpu_count() or 2)
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    async def run(self, func: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        if self._limiter is None:  # made inside the event loop that will use it
+            self._limiter = anyio.CapacityLimiter(self.limit)
+        call = functools.partial(func, *args, **kwargs)
+        return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+
+
 def _json(body: Any, status: int = 200) -> Response:
     import orjson
 
@@ -47,6 +72,7 @@ class Routes:
     def __init__(self, embedder: Embedder, templates: Any) -> None:
         self.embedder = embedder
         self.templates = templates
+        self.workers = _Workers()
 
     def _grant(self, request: Request) -> Grant:
         header = request.headers.get("authorization", "")
@@ -84,7 +110,7 @@ class Routes:
             token, resource = data.get("token"), data.get("resource")
             if not isinstance(token, str) or not isinstance(resource, str):
                 raise TokenError("invalid")
-            definition = await run_in_threadpool(self.embedder.open_session, token, resource)
+            definition = await self.workers.run(self.embedder.open_session, token, resource)
             return _json(definition)
         except ValueError:
             return problem_response(TokenError("invalid"))
@@ -97,7 +123,7 @@ class Routes:
             params = parse_params(request.query_params.get("params"))
             page = _page(request.query_params.get("page"))
             order = _order(request.query_params.get("order"))
-            data = await run_in_threadpool(
+            data = await self.workers.run(
                 self.embedder.widget_data,
                 grant,
                 request.path_params["widget"],
@@ -114,7 +140,7 @@ class Routes:
     async def values(self, request: Request) -> Response:
         try:
             grant = self._grant(request)
-            answer = await run_in_threadpool(
+            answer = await self.workers.run(
                 self.embedder.filter_values,
                 grant,
                 request.path_params["filter"],
@@ -131,7 +157,7 @@ class Routes:
             if fmt not in ("svg", "png"):
                 raise Problem(404, "not-found", "Not found")
             params = parse_params(request.query_params.get("params"))
-            body = await run_in_threadpool(
+            body = await self.workers.run(
                 self.embedder.image,
                 grant,
                 request.path_params["widget"],
@@ -145,7 +171,7 @@ class Routes:
             return problem_response(err)
 
     async def static(self, request: Request) -> Response:
-        found = await run_in_threadpool(asset, request.path_params["name"])
+        found = await self.workers.run(asset, request.path_params["name"])
         if found is None:
             return problem_response(Problem(404, "not-found", "Not found"))
         headers = {"ETag": found.etag, "Cache-Control": "private, max-age=3600"}
