@@ -5,6 +5,7 @@ verified principal; every read is scoped to that principal's rows.
 """
 
 from embedkit.dataset import SQL, Dataset
+from embedkit.embed.keys import SigningKey, generate_secret
 from embedkit.embed.resources import (
     Dashboard,
     DateRangeFilter,
@@ -14,7 +15,6 @@ from embedkit.embed.resources import (
 )
 from embedkit.embed.service import EmbedSettings
 from embedkit.embed.theme import Theme
-from embedkit.embed.tokens import SigningKey, generate_secret
 from embedkit.errors import (
     AccessDenied,
     ConfigError,

@@ -10,21 +10,22 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from embedkit.compile import TOTAL_COLUMN, Compiler
 from embedkit.dataset import NAME_PATTERN, SQL, Dataset
+from embedkit.embed.keys import SigningKey
 from embedkit.embed.resources import Dashboard
 from embedkit.embed.service import Embedder, EmbedSettings
 from embedkit.embed.theme import Theme
-from embedkit.embed.tokens import SigningKey, Tokens
+from embedkit.embed.tokens import Tokens
 from embedkit.engines.duckdb import DuckDBStore
 from embedkit.engines.shards import SHARD_ROWS
 from embedkit.errors import DataLoadError, ModelError, Problem, QueryError
 from embedkit.plan import ScopedQuery
-from embedkit.query.dates import previous_period, resolve_range, zone
+from embedkit.query.compare import comparisons, range_of
 from embedkit.query.spec import Query
 from embedkit.result import QueryResult, with_metadata
 from embedkit.scope import scope
@@ -35,7 +36,6 @@ from embedkit.semantic.validate import resolve
 __all__ = ["EmbedKit"]
 
 Engine = Literal["duckdb", "polars"]
-MAX_COMPARISONS = 24
 
 
 class EmbedKit:
@@ -84,7 +84,7 @@ class EmbedKit:
             raise TypeError("pass either secret= or keys=, not both")
         signing = [SigningKey("default", secret=secret)] if secret is not None else list(keys)
         tokens = Tokens(signing, clock=lambda: self._clock().timestamp()) if signing else None
-        self.embedding = Embedder(
+        self._embedding = Embedder(
             tokens,
             embed or EmbedSettings(),
             model=lambda: self._model,
@@ -206,44 +206,14 @@ class EmbedKit:
         where they overlap). Only rows the principal may see are ever read.
         """
         q = query if isinstance(query, Query) else Query.from_json(query)
-        compares = self._comparisons(q)
+        compares = comparisons(q, self._clock())
         if compares:
             first, *others = [
-                replace(self._run(c, principal, engine), date_range=_range_of(c)) for c in compares
+                replace(self._run(c, principal, engine), date_range=range_of(c)) for c in compares
             ]
             previous = others[0] if q.compare == "previous_period" else None
             return replace(first, previous=previous, comparisons=tuple(others))
         return self._run(q, principal, engine)
-
-    def _comparisons(self, q: Query) -> list[Query]:
-        with_compare = [i for i, t in enumerate(q.time) if t.compare_date_range]
-        if q.compare == "previous_period":
-            ranged = [i for i, t in enumerate(q.time) if t.date_range is not None]
-            if len(ranged) != 1 or with_compare:
-                raise QueryError(
-                    "query: compare='previous_period' needs exactly one time "
-                    "dimension with a date range"
-                )
-            index = ranged[0]
-            rng = q.time[index].date_range
-            assert rng is not None
-            interval = resolve_range(rng, zone(q.timezone), self._clock())
-            before = previous_period(interval)
-            # Both ends of a pair are inclusive: the previous period ends just before
-            # the current one starts.
-            # Instants with their offsets, so a repeated DST hour stays unambiguous.
-            start = before.start.astimezone(UTC).isoformat()
-            end = (before.end.astimezone(UTC) - timedelta(microseconds=1)).isoformat()
-            return [q.with_date_range(index, rng), q.with_date_range(index, (start, end))]
-        if not with_compare:
-            return []
-        if len(with_compare) > 1:
-            raise QueryError("query: only one time dimension may have compareDateRange")
-        index = with_compare[0]
-        ranges = q.time[index].compare_date_range or ()
-        if len(ranges) > MAX_COMPARISONS:
-            raise QueryError(f"query: compareDateRange holds more than {MAX_COMPARISONS} ranges")
-        return [q.with_date_range(index, r) for r in ranges]
 
     def _run(self, q: Query, principal: Principal, engine: Engine) -> QueryResult:
         t0 = time.perf_counter()
@@ -295,7 +265,7 @@ class EmbedKit:
 
     def add_dashboard(self, *dashboards: Dashboard) -> None:
         """Add dashboards, checked against the model (all problems in one ModelError)."""
-        self.embedding.add(*dashboards)
+        self._embedding.add(*dashboards)
 
     def embed_url(
         self,
@@ -320,7 +290,7 @@ class EmbedKit:
         ``editable`` limits what the viewer may pick (allowed values per filter).
         The token rides in the URL fragment, which browsers never send to servers.
         """
-        return self.embedding.embed_url(
+        return self._embedding.embed_url(
             resource,
             tenant=tenant,
             claims=claims,
@@ -334,6 +304,20 @@ class EmbedKit:
             base_url=base_url,
         )
 
+    def api_token(
+        self,
+        *,
+        tenant: str | int,
+        claims: Mapping[str, Any] | None = None,
+        ttl: float | None = None,
+    ) -> str:
+        """A signed API token (audience ``api``) for a program reading as ``tenant``.
+
+        API tokens and embed URLs are different audiences: neither works in the
+        other's place.
+        """
+        return self._embedding.tokens.mint_api(tenant=tenant, claims=claims, ttl=ttl)
+
     def revoke(
         self,
         *,
@@ -344,7 +328,7 @@ class EmbedKit:
         """Refuse embed URLs (and their sessions) issued before ``before`` (default: now)
         for ``tenant``, ``resource``, or the pair."""
         cutoff = (before or self._clock()).timestamp()
-        self.embedding.tokens.revoke(tenant=tenant, resource=resource, before=cutoff)
+        self._embedding.tokens.revoke(tenant=tenant, resource=resource, before=cutoff)
 
     def widget_data(
         self,
@@ -358,7 +342,7 @@ class EmbedKit:
         same JSON the embed page reads, computed in-process."""
         grant = self._grant(resource, principal, locked)
         _, _, widget = resource.partition("/")
-        return self.embedding.widget_data(grant, widget, params or {}).to_json()
+        return self._embedding.widget_data(grant, widget, params or {}).to_json()
 
     def render_widget(
         self,
@@ -372,7 +356,7 @@ class EmbedKit:
         """Widget ``resource`` drawn as SVG or PNG for ``principal`` (for emails, PDFs)."""
         grant = self._grant(resource, principal, locked)
         _, _, widget = resource.partition("/")
-        return self.embedding.image(grant, widget, params or {}, format)
+        return self._embedding.image(grant, widget, params or {}, format)
 
     def _grant(self, resource: str, principal: Principal, locked: Mapping[str, Any] | None) -> Any:
         from embedkit.embed.service import grant_for
@@ -380,7 +364,7 @@ class EmbedKit:
         if "/" not in resource:
             raise ValueError(f"name a widget as 'dashboard/widget', not {resource!r}")
         try:
-            self.embedding.dashboard(resource)
+            self._embedding.dashboard(resource)
         except KeyError:
             raise ValueError(f"no widget '{resource}'") from None
         return grant_for(resource, principal, locked=locked, now=self._clock().timestamp())
@@ -390,8 +374,8 @@ class EmbedKit:
         FastAPI app (``app.mount("/analytics", kit.asgi())``)."""
         from embedkit.http.app import create_app
 
-        self.embedding.tokens  # noqa: B018 - fail at start-up, not on the first request
-        return create_app(self.embedding)
+        self._embedding.tokens  # noqa: B018 - fail at start-up, not on the first request
+        return create_app(self._embedding)
 
     def close(self) -> None:
         """Close the database."""
@@ -405,11 +389,3 @@ def _count_all(kit: EmbedKit, q: Query, principal: Principal, engine: Engine) ->
         return 0
     result = kit._run(replace(q, limit=None, offset=None, total=False), principal, engine)
     return result.num_rows
-
-
-def _range_of(q: Query) -> str | tuple[str, ...] | None:
-    ranged = [t.date_range for t in q.time if t.date_range is not None]
-    if not ranged:
-        return None
-    rng = ranged[0]
-    return rng if isinstance(rng, str) else tuple(rng)

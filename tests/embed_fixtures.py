@@ -84,13 +84,14 @@ def sales_dataset(rows: pl.DataFrame) -> ek.Dataset:
 def dashboards() -> list[ek.Dashboard]:
     period = ek.DateRangeFilter("period", "orders.ordered_at", default="last 30 days")
     category = ek.SelectFilter("category", "orders.category", label="Category")
+    region = ek.SelectFilter("region", "orders.region", label="Region")
     grain = ek.GrainFilter("grain", options=("day", "week", "month"), default="day")
     t = ek.Time("orders.ordered_at")
     day = ek.Time("orders.ordered_at", grain="day")
     sales = ek.Dashboard(
         "sales",
         title="Sales",
-        filters=(period, category, grain),
+        filters=(period, category, region, grain),
         widgets=(
             ek.Widget("kpi_revenue", "kpi", ek.Query(measures=("orders.revenue",), time=(t,))),
             ek.Widget("kpi_orders", "kpi", ek.Query(measures=("orders.orders",), time=(t,))),

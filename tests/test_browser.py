@@ -198,6 +198,10 @@ def test_dashboard_draws_every_widget_with_polars_numbers(
     for key, value in want.items():
         assert got[key] == pytest.approx(value, abs=0.01)
     assert "SECRET" not in f.locator("body").inner_text()
+    # The token left the DOM: neither the element's src nor the iframe's carries it.
+    assert "token=" not in page.evaluate("document.getElementById('dash').getAttribute('src')")
+    assert "token=" not in page.evaluate("document.querySelector('embedkit-dashboard iframe').src")
+    assert "#" not in page.frames[1].url
     assert not page.errors, page.errors  # type: ignore[attr-defined]
     shot(page, "dashboard-light")
 

@@ -23,7 +23,7 @@ from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 import embedkit as ek
-from tests.embed_fixtures import NOW, SECRET, make_kit, sales_rows
+from tests.embed_fixtures import NOW, SECRET, make_kit, sales_dataset, sales_rows
 
 PREFIX = "/analytics"
 # The kit's clock stands still at NOW (2024); PyJWT would compare with today.
@@ -297,7 +297,7 @@ def _attacks(kit: ek.EmbedKit) -> dict[str, tuple[str, str]]:
         "wrong issuer": (_forge({**claims, "iss": "someone-else"}), "invalid"),
         "wrong key": (_forge(claims, key="another-secret-that-is-long-enough-123456"), "invalid"),
         "unknown kid": (_forge(claims, kid="other"), "invalid"),
-        "api token": (kit.embedding.tokens.mint_api(tenant="s1"), "invalid"),
+        "api token": (kit.api_token(tenant="s1"), "invalid"),
         "garbage": ("not-a-token", "invalid"),
     }
 
@@ -521,3 +521,173 @@ def test_no_row_of_another_seller_ever_appears(
         assert "SECRET" not in answer.text
     total = sum(r.get("orders") or 0 for r in answer.json()["rows"])
     assert total <= own.height
+
+
+# -- fences: locks and limits hold on every path -----------------------------------------
+
+
+def values_of(client: TestClient, session: str, name: str, **query: str) -> list[Any]:
+    answer = client.get(
+        f"{PREFIX}/values/{name}", params=query, headers={"Authorization": f"Bearer {session}"}
+    )
+    assert answer.status_code == 200, answer.text
+    return list(answer.json()["values"])
+
+
+def test_filter_choices_obey_the_other_filters_locks(
+    client: TestClient, kit: ek.EmbedKit, rows: pl.DataFrame
+) -> None:
+    # A day and region where seller s1 sold something, found with Polars.
+    sold = (
+        rows.filter(pl.col("seller_id") == "s1")
+        .group_by(pl.col("ordered_at").dt.date().alias("day"), "region")
+        .len()
+        .filter(pl.col("len") >= 2)
+        .sort("day", "region")
+    )
+    day, region = sold.row(0)[0].isoformat(), sold.row(0)[1]
+    url = kit.embed_url("sales", tenant="s1", params={"period": [day, day], "region": [region]})
+    session = open_session(client, url)["session"]
+    end = (datetime.fromisoformat(day) + timedelta(days=1)).date().isoformat()
+    those = period(rows, "s1", day, end).filter(pl.col("region") == region)
+    assert those.height >= 2
+    assert values_of(client, session, "category") == sorted(those["category"].unique().to_list())
+    assert values_of(client, session, "region") == [region]
+
+
+def days_of(rows: pl.DataFrame, seller: str, start: str, end: str) -> pl.DataFrame:
+    return period(rows, seller, start, end)
+
+
+def test_a_date_limit_holds_when_the_param_is_left_out(
+    client: TestClient, kit: ek.EmbedKit, rows: pl.DataFrame
+) -> None:
+    url = kit.embed_url("sales", tenant="s1", editable={"period": {"min": "2024-05-20"}})
+    definition = open_session(client, url)
+    period_filter = definition["dashboard"]["filters"][0]
+    # "last 30 days" starts May 2, before the limit: the page starts at the limit instead.
+    assert period_filter["value"] == ["2024-05-20", "2024-05-31"]
+    assert "last 30 days" not in period_filter["presets"]
+    assert "last 7 days" in period_filter["presets"]
+    session = definition["session"]
+    kpi = get_data(client, session, "kpi_revenue").json()["kpi"]
+    assert kpi["value"] == pytest.approx(
+        period(rows, "s1", "2024-05-20", "2024-06-01")["amount"].sum()
+    )
+    assert kpi["previous"] is None  # the period before is outside the limit
+    refused = get_data(client, session, "kpi_revenue", params={"period": "last 30 days"})
+    assert refused.status_code == 403
+    for bad in ({}, {"from": "2024-01-01"}, {"min": "not a date"}):
+        with pytest.raises(ValueError, match="editable param 'period'"):
+            kit.embed_url("sales", tenant="s1", editable={"period": bad})
+
+
+def test_a_locked_period_hides_the_kpis_previous_period(
+    client: TestClient, kit: ek.EmbedKit, rows: pl.DataFrame
+) -> None:
+    url = kit.embed_url("sales", tenant="s1", params={"period": ["2024-05-20", "2024-05-31"]})
+    session = open_session(client, url)["session"]
+    kpi = get_data(client, session, "kpi_revenue").json()["kpi"]
+    assert kpi["value"] == pytest.approx(
+        period(rows, "s1", "2024-05-20", "2024-06-01")["amount"].sum()
+    )
+    assert kpi["previous"] is None and kpi["delta"] is None
+
+
+def test_a_lock_that_cannot_limit_a_widget_refuses_to_embed_it(rows: pl.DataFrame) -> None:
+    targets = ek.Dataset(
+        "targets",
+        pl.DataFrame({"seller_id": ["s1", "s2"], "goal": [100.0, 200.0]}),
+        tenant_key="seller_id",
+        measures=[ek.Measure("goal", "sum", sql="goal")],
+    )
+    kit = ek.EmbedKit([sales_dataset(rows), targets], secret=SECRET, clock=lambda: NOW)
+    kit.add_dashboard(
+        ek.Dashboard(
+            "mixed",
+            filters=[ek.SelectFilter("category", "orders.category")],
+            widgets=[
+                ek.Widget("revenue", "kpi", ek.Query(measures=["orders.revenue"])),
+                ek.Widget("goal", "kpi", ek.Query(measures=["targets.goal"])),
+            ],
+        )
+    )
+    with pytest.raises(ValueError, match="cannot limit widget 'goal'"):
+        kit.embed_url("mixed", tenant="s1", params={"category": ["books"]})
+    assert kit.embed_url("mixed/revenue", tenant="s1", params={"category": ["books"]})
+    assert kit.embed_url("mixed", tenant="s1")  # no lock: the goal widget is fine
+    kit.close()
+
+
+def test_an_embed_token_opens_one_session_only(client: TestClient, kit: ek.EmbedKit) -> None:
+    url = kit.embed_url("sales", tenant="s1")
+    open_session(client, url)
+    again = client.post(f"{PREFIX}/session", json={"token": token_of(url), "resource": "sales"})
+    assert again.status_code == 401 and again.json()["type"].endswith("/invalid")
+
+
+def test_oversized_and_deep_bodies_are_refused_cheaply(
+    client: TestClient, kit: ek.EmbedKit
+) -> None:
+    big = client.post(f"{PREFIX}/session", content=b"x" * 100_000)
+    assert big.status_code == 401
+    deep = client.post(f"{PREFIX}/session", content=b"[" * 5000)
+    assert deep.status_code == 401
+    session = open_session(client, kit.embed_url("sales", tenant="s1"))["session"]
+    auth = {"Authorization": f"Bearer {session}"}
+    for query in (
+        {"params": "[" * 5000},
+        {"params": '{"category": "\\ud800"}'},
+        {"page": "\u00b2"},
+    ):
+        answer = client.get(f"{PREFIX}/data/by_category", params=query, headers=auth)
+        assert answer.status_code == 400, (query, answer.text)
+
+
+def test_host_origins_must_be_plain_origins() -> None:
+    for bad in (
+        "https://a.example; script-src *",
+        "https://a.example/path",
+        "a.example",
+        "https://a.example\n",
+    ):
+        with pytest.raises(ValueError, match="not an origin"):
+            ek.EmbedSettings(host_origins=[bad])
+    assert ek.EmbedSettings(host_origins=["http://127.0.0.1:8000/"]).host_origins == (
+        "http://127.0.0.1:8000",
+    )
+
+
+def test_one_session_cannot_fill_every_worker(kit: ek.EmbedKit) -> None:
+    from embedkit.http.problems import Problem
+    from embedkit.http.routes import MAX_INFLIGHT, Routes
+
+    routes = Routes(kit._embedding, templates=None)
+    url = kit.embed_url("sales", tenant="s1")
+    grant = kit._embedding.grant(open_session_direct(kit, url))
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        for _ in range(MAX_INFLIGHT):
+            stack.enter_context(routes._turn(grant))
+        with pytest.raises(Problem) as caught, routes._turn(grant):
+            pass
+        assert caught.value.status == 429
+    with routes._turn(grant):  # all turns given back
+        pass
+
+
+def open_session_direct(kit: ek.EmbedKit, url: str) -> str:
+    return str(kit._embedding.open_session(token_of(url), "sales")["session"])
+
+
+def test_revoking_a_tenant_covers_its_number_and_its_text(rows: pl.DataFrame) -> None:
+    now = [NOW]
+    kit = make_kit(rows, clock=lambda: now[0])
+    url = kit.embed_url("sales", tenant="7")
+    now[0] += timedelta(seconds=2)
+    kit.revoke(tenant=7)
+    with pytest.raises(ek.TokenError) as caught:
+        kit._embedding.open_session(token_of(url), "sales")
+    assert caught.value.reason == "revoked"
+    kit.close()

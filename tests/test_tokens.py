@@ -24,15 +24,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from hypothesis import HealthCheck, given, settings
 
-from embedkit.embed.tokens import (
-    MAX_TOKEN_LENGTH,
-    ConfigError,
-    Grant,
-    SigningKey,
-    TokenError,
-    Tokens,
-    generate_secret,
-)
+from embedkit.embed.keys import SigningKey, generate_secret
+from embedkit.embed.tokens import MAX_TOKEN_LENGTH, ConfigError, Grant, TokenError, Tokens
 from embedkit.security.rules import Principal
 
 T0 = 1_700_000_000.0

@@ -107,6 +107,8 @@
       this._filters = {};
       this._tokenProvider = null;
       this._tokenBusy = false;
+      this._initialToken = null;
+      this._scrubbing = false;
       this._listening = false;
       this._height = -1;
       this._onMessage = this._onMessage.bind(this);
@@ -141,7 +143,7 @@
     }
 
     attributeChangedCallback(name, oldValue, newValue) {
-      if (oldValue === newValue) return;
+      if (oldValue === newValue || this._scrubbing) return;
       if (name === "title") {
         if (this._iframe) this._iframe.setAttribute("title", newValue || "Analytics");
         return;
@@ -209,6 +211,15 @@
         return;
       }
       this._origin = url.origin;
+      this._initialToken = extractToken(url.href);
+      if (url.hash) {
+        // Take the token out of the DOM: scripts of the host page (analytics, session
+        // replay) must not be able to read it back from the attribute or the iframe.
+        url.hash = "";
+        this._scrubbing = true;
+        this.setAttribute("src", url.href);
+        this._scrubbing = false;
+      }
       const iframe = document.createElement("iframe");
       iframe.setAttribute("title", this.getAttribute("title") || "Analytics");
       iframe.setAttribute("loading", "eager");
@@ -301,6 +312,14 @@
 
     async _answerTokenRequest() {
       if (this._tokenBusy) return;
+      if (this._initialToken) {
+        // The token of the src attribute, handed over once by message: it never sits in
+        // the iframe's URL, and no longer in the page's DOM either.
+        const token = this._initialToken;
+        this._initialToken = null;
+        this._post({ embedkit: 1, type: "token", token: token });
+        return;
+      }
       const provider = this._tokenProvider;
       if (!provider) {
         this._emit("error", { code: "token", message: "The embed needs a fresh token and no tokenProvider is set" });

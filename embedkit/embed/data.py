@@ -106,12 +106,17 @@ def build_widget_data(
     *,
     page: int = 0,
     order: tuple[str, str] | None = None,
+    compare: bool = True,
 ) -> WidgetData:
-    """Run ``query`` (a widget's query with filters applied) and shape its result."""
+    """Run ``query`` (a widget's query with filters applied) and shape its result.
+
+    ``compare=False`` leaves out a KPI's previous period (when the embed fences
+    the dates, the period before is outside the fence).
+    """
     fields = fields_of(widget, query, model)
     title = _title(widget, fields)
     if widget.kind == "kpi":
-        return _kpi(widget, query, run, model, fields, title)
+        return _kpi(widget, query, run, model, fields, title, compare=compare)
     paging = None
     if widget.kind == "table":
         query, paging = _paged(widget, query, fields, page, order)
@@ -155,11 +160,13 @@ def _kpi(
     model: Any,
     fields: Sequence[Field],
     title: str,
+    *,
+    compare: bool,
 ) -> WidgetData:
     measure = next(f for f in fields if f.role == "measure")
     flat = replace(query, time=tuple(replace(t, grain=None) for t in query.time), dimensions=())
     ranged = [t for t in flat.time if t.date_range is not None]
-    compare = len(ranged) == 1
+    compare = compare and len(ranged) == 1
     result = run(replace(flat, compare="previous_period") if compare else flat)
     value = _value(result.table.column(measure.member)[0].as_py()) if result.num_rows else None
     previous = None
@@ -189,7 +196,7 @@ def _kpi(
         "previous": previous,
         "delta": delta,
         "format": measure.format,
-        "range": _range_text(ranged[0].date_range) if compare else None,
+        "range": _range_text(ranged[0].date_range) if len(ranged) == 1 else None,
         "sparkline": sparkline,
     }
     rows = [{measure.key: value}] if value is not None else []

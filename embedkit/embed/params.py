@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from embedkit.embed.resources import (
@@ -64,7 +64,7 @@ def _normal(flt: DashboardFilter, value: Any, *, trusted: bool = False) -> Any:
         raise QueryError(f"{where}: a preset name or a pair of ISO dates")
     values = [value] if isinstance(value, _SCALAR) else value
     if not isinstance(values, list | tuple) or not all(
-        isinstance(v, _SCALAR) and not isinstance(v, bool) for v in values
+        isinstance(v, _SCALAR) and not isinstance(v, bool) and _encodable(v) for v in values
     ):
         raise QueryError(f"{where}: a list of text or number values")
     if len(values) > MAX_VALUES:
@@ -72,6 +72,17 @@ def _normal(flt: DashboardFilter, value: Any, *, trusted: bool = False) -> Any:
     if not flt.multiple and len(values) > 1:
         raise QueryError(f"{where}: pick one value")
     return tuple(dict.fromkeys(values))
+
+
+def _encodable(value: Any) -> bool:
+    """False for text that is not valid Unicode (lone surrogates from JSON escapes)."""
+    if not isinstance(value, str):
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _interval(value: Any, now: datetime, timezone: str) -> tuple[datetime, datetime]:
@@ -119,13 +130,31 @@ def check_grant_params(
                     _normal(flt, value, trusted=True)
                 except QueryError as err:
                     raise ValueError(f"locked param '{name}': {err}") from None
-            elif not (isinstance(value, list | tuple) and value) and not (
-                isinstance(flt, DateRangeFilter) and isinstance(value, Mapping)
-            ):
+            elif isinstance(flt, DateRangeFilter) and isinstance(value, Mapping):
+                _check_limit(name, value)
+            elif not (isinstance(value, list | tuple) and value):
                 raise ValueError(
                     f"editable param '{name}' must be a non-empty list of allowed values"
                     + (" or {'min': date, 'max': date}" if isinstance(flt, DateRangeFilter) else "")
                 )
+
+
+def _check_limit(name: str, limit: Mapping[str, Any]) -> None:
+    """A date limit is {"min": ISO date, "max": ISO date} (one or both); anything else
+    would silently mean "no limit", so it is refused."""
+    keys = set(limit)
+    if not keys or not keys <= {"min", "max"}:
+        raise ValueError(
+            f"editable param '{name}' limits dates as {{'min': '2024-01-01', 'max': "
+            f"'2024-12-31'}} (one or both); got keys: {', '.join(map(str, keys)) or '(none)'}"
+        )
+    for key, text in limit.items():
+        try:
+            date.fromisoformat(str(text))
+        except ValueError:
+            raise ValueError(
+                f"editable param '{name}': {key}={text!r} is not an ISO date"
+            ) from None
 
 
 def resolve_params(
@@ -166,9 +195,61 @@ def resolve_params(
             elif not _allowed(flt, value, allowed, now=now, timezone=timezone):
                 if flt.name in sent:
                     raise AccessDenied(f"filter '{flt.name}': this value is not allowed here")
-                value = _normal(flt, allowed[0]) if isinstance(allowed, list | tuple) else value
+                if isinstance(allowed, list | tuple):
+                    value = _normal(flt, allowed[0])
+                else:  # the default falls outside the date limit: show the limit itself
+                    value = _clamp(value, allowed, now=now, timezone=timezone)
         values[flt.name] = value
     return values
+
+
+def _clamp(
+    value: Any, limit: Mapping[str, Any], *, now: datetime, timezone: str
+) -> tuple[str, str]:
+    """The part of date range ``value`` inside ``limit``, as a pair of ISO dates."""
+    start, end = _interval(value, now, timezone)
+    if "min" in limit:
+        start = max(start, _interval(str(limit["min"]), now, timezone)[0])
+    if "max" in limit:
+        end = min(end, _interval(str(limit["max"]), now, timezone)[1])
+    if end <= start:  # no overlap: the whole limit
+        lo = limit.get("min", limit.get("max"))
+        hi = limit.get("max", limit.get("min"))
+        return (str(lo), str(hi))
+    last = end - timedelta(microseconds=1)
+    return (start.date().isoformat(), last.date().isoformat())
+
+
+def allowed_presets(
+    flt: DateRangeFilter, allowed: Any, *, now: datetime, timezone: str
+) -> list[str]:
+    """The presets of ``flt`` a viewer limited by ``allowed`` may pick."""
+    if isinstance(allowed, list | tuple):
+        return [p for p in flt.presets if p in allowed]
+    if isinstance(allowed, Mapping):
+        return [p for p in flt.presets if _allowed(flt, p, allowed, now=now, timezone=timezone)]
+    return list(flt.presets)
+
+
+def unlimited(
+    dashboard: Dashboard,
+    widgets: Sequence[Widget],
+    locked: Mapping[str, Any],
+    editable: Mapping[str, Any],
+    model: Any,
+) -> list[tuple[str, str]]:
+    """(filter, widget) pairs where a locked or limited filter cannot limit the widget.
+
+    Such a widget would show data outside the lock, so embeds refuse it (fail closed).
+    """
+    out = []
+    for flt in dashboard.filters:
+        if isinstance(flt, GrainFilter) or (flt.name not in locked and flt.name not in editable):
+            continue  # a grain shows the same rows, only bucketed differently
+        for widget in widgets:
+            if not applies(flt, widget, model):
+                out.append((flt.name, widget.name))
+    return out
 
 
 def _reachable(model: Any, root: str) -> set[str]:
@@ -213,7 +294,8 @@ def apply_params(
         elif isinstance(flt, DateRangeFilter):
             hits = [i for i, t in enumerate(time) if t.dimension == flt.dimension]
             for i in hits:
-                time[i] = replace(time[i], date_range=value)
+                # The filter's range replaces any ranges the widget compared.
+                time[i] = replace(time[i], date_range=value, compare_date_range=None)
             if not hits:
                 time.append(Time(flt.dimension, date_range=value))
         elif value:

@@ -8,8 +8,8 @@ for a principal, list a filter's choices, render a widget as an image.
 from __future__ import annotations
 
 import json
+import re
 import threading
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -17,15 +17,25 @@ from typing import Any
 
 from embedkit.embed.data import WidgetData, as_mapping, build_widget_data
 from embedkit.embed.params import (
+    allowed_presets,
+    applies,
     apply_params,
     check_grant_params,
     granted_widgets,
     resolve_params,
+    unlimited,
 )
-from embedkit.embed.resources import Dashboard, DateRangeFilter, SelectFilter, check_dashboard
+from embedkit.embed.resources import (
+    Dashboard,
+    DateRangeFilter,
+    GrainFilter,
+    SelectFilter,
+    Widget,
+    check_dashboard,
+)
 from embedkit.embed.theme import Theme
-from embedkit.embed.tokens import Grant, TokenError, Tokens
-from embedkit.errors import AccessDenied, ModelError, QueryError
+from embedkit.embed.tokens import Grant, Tokens
+from embedkit.errors import AccessDenied, ConfigError, ModelError, QueryError, TokenError
 from embedkit.query.dates import zone
 from embedkit.query.spec import Filter, Query
 from embedkit.result import QueryResult
@@ -35,6 +45,7 @@ __all__ = ["EmbedSettings", "Embedder"]
 
 #: How many choices a select filter offers at most.
 MAX_CHOICES = 1000
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?\Z")
 
 
 @dataclass(frozen=True)
@@ -62,14 +73,9 @@ class EmbedSettings:
         origins: Any = self.host_origins
         origins = (origins,) if isinstance(origins, str) else tuple(origins)
         for origin in origins:
-            parsed = urllib.parse.urlsplit(origin)
-            if (
-                parsed.scheme not in ("http", "https")
-                or not parsed.netloc
-                or parsed.path not in ("", "/")
-                or parsed.query
-                or parsed.fragment
-            ):
+            # Strict: an origin lands in the page's CSP header, where a ';' or a space
+            # would start another directive.
+            if not isinstance(origin, str) or not _ORIGIN.match(origin.rstrip("/")):
                 raise ValueError(
                     f"host origin {origin!r} is not an origin; write it as "
                     "'https://app.example.com' (scheme, host and port only)"
@@ -97,13 +103,12 @@ class Embedder:
         self._run = run
         self._now = now
         self._dashboards: dict[str, Dashboard] = {}
+        self._spent: dict[str, float] = {}  # embed token id -> its expiry
         self._lock = threading.Lock()
 
     @property
     def tokens(self) -> Tokens:
         if self._tokens is None:
-            from embedkit.embed.tokens import ConfigError
-
             raise ConfigError(
                 "no signing key: pass secret=... (at least 32 random bytes, e.g. "
                 "secrets.token_urlsafe(32)) or keys=[ek.SigningKey(...)] to EmbedKit"
@@ -160,6 +165,20 @@ class Embedder:
                 f"no dashboard or widget '{resource}' to embed; dashboards are: {known}"
             ) from None
         check_grant_params(dashboard, params or {}, editable or {})
+        loose = unlimited(
+            dashboard,
+            granted_widgets(dashboard, resource),
+            params or {},
+            editable or {},
+            self._model(),
+        )
+        if loose:
+            name, widget = loose[0]
+            raise ValueError(
+                f"param '{name}' cannot limit widget '{widget}' of '{dashboard.name}' (its "
+                "query does not reach the filter's dimension), so that widget would show "
+                "data outside it; embed only widgets the filter limits, or drop the param"
+            )
         overrides = theme.to_json() if isinstance(theme, Theme) else dict(theme or {})
         self.settings.theme.merged(overrides)  # validated now, not per request
         if timezone is not None:
@@ -190,8 +209,21 @@ class Embedder:
             dashboard = self.dashboard(grant.resource)
         except KeyError:
             raise TokenError("invalid") from None
+        self._spend(grant)
         session = self.tokens.mint_session(grant)
         return self.definition(grant, dashboard, session)
+
+    def _spend(self, grant: Grant) -> None:
+        """Each embed token opens one session: a copied link (from a page's DOM, a
+        screenshot, a log) cannot open another. Remembered in this process until it
+        expires."""
+        now = self._now().timestamp()
+        with self._lock:
+            if len(self._spent) > 10_000:
+                self._spent = {j: t for j, t in self._spent.items() if t > now - 60}
+            if grant.jti in self._spent:
+                raise TokenError("invalid", "embed token already used")
+            self._spent[grant.jti] = grant.expires_at
 
     def grant(self, session: str) -> Grant:
         return self.tokens.verify_session(session)
@@ -234,9 +266,7 @@ class Embedder:
             if isinstance(flt, SelectFilter):
                 entry.update(kind="select", multiple=flt.multiple)
             elif isinstance(flt, DateRangeFilter):
-                presets = list(flt.presets)
-                if isinstance(allowed, list | tuple):
-                    presets = [p for p in presets if p in allowed]
+                presets = allowed_presets(flt, allowed, now=self._now(), timezone=timezone)
                 entry.update(
                     kind="date_range",
                     presets=presets,
@@ -307,10 +337,25 @@ class Embedder:
             timezone=timezone,
         )
         model = self._model()
+        if unlimited(dashboard, [target], grant.locked, grant.editable, model):
+            raise AccessDenied("this widget is not part of this embed")
         query = replace(apply_params(target, dashboard, values, model), timezone=timezone)
+        # A KPI's previous period would read dates outside a locked or limited range.
+        fenced = any(
+            isinstance(f, DateRangeFilter)
+            and (f.name in grant.locked or f.name in grant.editable)
+            and applies(f, target, model)
+            for f in dashboard.filters
+        )
         principal = grant.principal()
         return build_widget_data(
-            target, query, lambda q: self._run(q, principal), model, page=page, order=order
+            target,
+            query,
+            lambda q: self._run(q, principal),
+            model,
+            page=page,
+            order=order,
+            compare=not fenced,
         )
 
     def filter_values(self, grant: Grant, name: str, search: str = "") -> dict[str, Any]:
@@ -321,25 +366,39 @@ class Embedder:
             raise QueryError(f"'{name}' is not a select filter of this dashboard")
         if not isinstance(search, str) or len(search) > 200:
             raise QueryError("q is a search text of at most 200 characters")
-        allowed = grant.editable.get(name)
-        locked = grant.locked.get(name)
+        _, _, timezone = self.display(grant)
+        values = resolve_params(
+            dashboard,
+            {},
+            locked=grant.locked,
+            editable=grant.editable,
+            now=self._now(),
+            timezone=timezone,
+        )
         filters: list[Filter] = []
         if search:
             filters.append(Filter(flt.dimension, "contains", (search,)))
-        restrict = locked if locked is not None else allowed
-        if restrict is not None:
-            restrict = [restrict] if isinstance(restrict, str | int | float) else list(restrict)
-            filters.append(Filter(flt.dimension, "equals", tuple(restrict)))
-        query = Query(
-            dimensions=(flt.dimension,),
-            filters=tuple(filters),
-            order=((flt.dimension, "asc"),),
-            limit=MAX_CHOICES + 1,
+        # The choices obey every lock and limit of the embed, this filter's and the others'.
+        fences = [
+            f
+            for f in dashboard.filters
+            if (f.name in grant.locked or f.name in grant.editable)
+            and not isinstance(f, GrainFilter)
+        ]
+        probe = Widget(
+            "choices",
+            "table",
+            Query(dimensions=(flt.dimension,), filters=tuple(filters)),
+        )
+        model = self._model()
+        fenced = replace(dashboard, filters=tuple(fences))
+        base = apply_params(probe, fenced, values, model)
+        query = replace(
+            base, order=((flt.dimension, "asc"),), limit=MAX_CHOICES + 1, timezone=timezone
         )
         result = self._run(query, grant.principal())
-        values = result.table.column(flt.dimension).to_pylist()
-        values = [v for v in values if v is not None]
-        return {"values": values[:MAX_CHOICES], "truncated": len(values) > MAX_CHOICES}
+        found = [v for v in result.table.column(flt.dimension).to_pylist() if v is not None]
+        return {"values": found[:MAX_CHOICES], "truncated": len(found) > MAX_CHOICES}
 
     def image(
         self, grant: Grant, widget: str, params: Mapping[str, Any], fmt: str, *, dark: bool = False
@@ -384,7 +443,7 @@ def parse_params(text: str | None) -> dict[str, Any]:
         raise QueryError("params is too long")
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise QueryError("params must be a JSON object of filter name -> value") from None
     if not isinstance(value, dict):
         raise QueryError("params must be a JSON object of filter name -> value")

@@ -12,8 +12,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from embedkit.embed.tokens import ConfigError, TokenError
-from embedkit.errors import AccessDenied, EmbedKitError, QueryError
+from embedkit.errors import AccessDenied, ConfigError, EmbedKitError, QueryError, TokenError
 
 __all__ = ["Problem", "problem_for", "problem_response"]
 

@@ -13,11 +13,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import anyio
@@ -26,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from embedkit.embed.service import Embedder, parse_params
-from embedkit.embed.tokens import Grant, TokenError
-from embedkit.errors import QueryError
+from embedkit.embed.tokens import Grant
+from embedkit.errors import QueryError, TokenError
 from embedkit.http.assets import asset
 from embedkit.http.headers import page_policy
 from embedkit.http.problems import Problem, problem_response
@@ -36,6 +37,9 @@ __all__ = ["Routes"]
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 MAX_BODY = 16_384
+#: Requests one session may have in flight at once (a dashboard loads about a dozen
+#: widgets; the page sends them all, the server answers a few at a time).
+MAX_INFLIGHT = 16
 
 
 _T = TypeVar("_T")
@@ -73,6 +77,28 @@ class Routes:
         self.embedder = embedder
         self.templates = templates
         self.workers = _Workers()
+        # Drawing images is slow: it gets its own single lane, so it never holds up data.
+        self.images = _Workers(limit=1)
+        self._inflight: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def _turn(self, grant: Grant) -> Iterator[None]:
+        """Count a session's requests in flight; past the cap the caller gets a 429, so
+        one viewer cannot fill the workers every other viewer waits for."""
+        key = grant.jti
+        if self._inflight.get(key, 0) >= MAX_INFLIGHT:
+            raise Problem(
+                429, "too-many-requests", "Too many requests at once", "retry in a moment"
+            )
+        self._inflight[key] = self._inflight.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._inflight[key] - 1
+            if left:
+                self._inflight[key] = left
+            else:
+                del self._inflight[key]
 
     def _grant(self, request: Request) -> Grant:
         header = request.headers.get("authorization", "")
@@ -101,10 +127,7 @@ class Routes:
 
     async def session(self, request: Request) -> Response:
         try:
-            body = await request.body()
-            if len(body) > MAX_BODY:
-                raise TokenError("invalid")
-            data = json.loads(body or b"{}")
+            data = json.loads(await _small_body(request) or b"{}")
             if not isinstance(data, dict):
                 raise TokenError("invalid")
             token, resource = data.get("token"), data.get("resource")
@@ -112,7 +135,7 @@ class Routes:
                 raise TokenError("invalid")
             definition = await self.workers.run(self.embedder.open_session, token, resource)
             return _json(definition)
-        except ValueError:
+        except (ValueError, RecursionError):
             return problem_response(TokenError("invalid"))
         except Exception as err:
             return problem_response(err)
@@ -123,14 +146,15 @@ class Routes:
             params = parse_params(request.query_params.get("params"))
             page = _page(request.query_params.get("page"))
             order = _order(request.query_params.get("order"))
-            data = await self.workers.run(
-                self.embedder.widget_data,
-                grant,
-                request.path_params["widget"],
-                params,
-                page=page,
-                order=order,
-            )
+            with self._turn(grant):
+                data = await self.workers.run(
+                    self.embedder.widget_data,
+                    grant,
+                    request.path_params["widget"],
+                    params,
+                    page=page,
+                    order=order,
+                )
             if ARROW_STREAM in request.headers.get("accept", ""):
                 return Response(_ipc(data.result.table), media_type=ARROW_STREAM)
             return _json(data.to_json())
@@ -140,12 +164,13 @@ class Routes:
     async def values(self, request: Request) -> Response:
         try:
             grant = self._grant(request)
-            answer = await self.workers.run(
-                self.embedder.filter_values,
-                grant,
-                request.path_params["filter"],
-                request.query_params.get("q", ""),
-            )
+            with self._turn(grant):
+                answer = await self.workers.run(
+                    self.embedder.filter_values,
+                    grant,
+                    request.path_params["filter"],
+                    request.query_params.get("q", ""),
+                )
             return _json(answer)
         except Exception as err:
             return problem_response(err)
@@ -157,14 +182,15 @@ class Routes:
             if fmt not in ("svg", "png"):
                 raise Problem(404, "not-found", "Not found")
             params = parse_params(request.query_params.get("params"))
-            body = await self.workers.run(
-                self.embedder.image,
-                grant,
-                request.path_params["widget"],
-                params,
-                fmt,
-                dark=request.query_params.get("mode") == "dark",
-            )
+            with self._turn(grant):
+                body = await self.images.run(
+                    self.embedder.image,
+                    grant,
+                    request.path_params["widget"],
+                    params,
+                    fmt,
+                    dark=request.query_params.get("mode") == "dark",
+                )
             media = "image/svg+xml" if fmt == "svg" else "image/png"
             return Response(body, media_type=media)
         except Exception as err:
@@ -189,10 +215,24 @@ class Routes:
         return problem_response(exc)
 
 
+async def _small_body(request: Request) -> bytes:
+    """The request body, refused (as an invalid token) past MAX_BODY without reading on."""
+    length = request.headers.get("content-length", "0")
+    if not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY:
+        raise TokenError("invalid")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise TokenError("invalid")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _page(text: str | None) -> int:
     if text is None:
         return 0
-    if not text.isdigit() or len(text) > 7:
+    if not (text.isascii() and text.isdigit()) or len(text) > 7:
         raise QueryError("page must be a whole number from 0")
     return int(text)
 
