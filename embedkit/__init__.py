@@ -13,7 +13,7 @@ from embedkit.embed.resources import (
     SelectFilter,
     Widget,
 )
-from embedkit.embed.service import EmbedSettings
+from embedkit.embed.settings import EmbedSettings
 from embedkit.embed.theme import Theme
 from embedkit.errors import (
     AccessDenied,

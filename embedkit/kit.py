@@ -18,7 +18,8 @@ from embedkit.compile import TOTAL_COLUMN, Compiler
 from embedkit.dataset import NAME_PATTERN, SQL, Dataset
 from embedkit.embed.keys import SigningKey
 from embedkit.embed.resources import Dashboard
-from embedkit.embed.service import Embedder, EmbedSettings
+from embedkit.embed.service import Embedder
+from embedkit.embed.settings import EmbedSettings
 from embedkit.embed.theme import Theme
 from embedkit.embed.tokens import Tokens
 from embedkit.engines.duckdb import DuckDBStore

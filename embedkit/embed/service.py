@@ -7,17 +7,15 @@ for a principal, list a filter's choices, render a widget as an image.
 
 from __future__ import annotations
 
-import json
-import re
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from embedkit.embed.data import WidgetData, as_mapping, build_widget_data
+from embedkit.embed.data import WidgetData, build_widget_data
+from embedkit.embed.definition import build_definition
 from embedkit.embed.params import (
-    allowed_presets,
     applies,
     apply_params,
     check_grant_params,
@@ -33,6 +31,7 @@ from embedkit.embed.resources import (
     Widget,
     check_dashboard,
 )
+from embedkit.embed.settings import EmbedSettings
 from embedkit.embed.theme import Theme
 from embedkit.embed.tokens import Grant, Tokens
 from embedkit.errors import AccessDenied, ConfigError, ModelError, QueryError, TokenError
@@ -41,48 +40,10 @@ from embedkit.query.spec import Filter, Query
 from embedkit.result import QueryResult
 from embedkit.security.rules import Principal
 
-__all__ = ["EmbedSettings", "Embedder"]
+__all__ = ["Embedder", "grant_for"]
 
 #: How many choices a select filter offers at most.
 MAX_CHOICES = 1000
-_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?\Z")
-
-
-@dataclass(frozen=True)
-class EmbedSettings:
-    """How embeds behave; every field has a safe default.
-
-    Args:
-        host_origins: origins allowed to frame embeds and exchange messages with
-            them (``https://app.example.com``); empty means same origin only.
-        base_url: where :meth:`EmbedKit.asgi` is mounted (``/analytics`` or a full
-            URL); embed URLs start with it.
-        theme: the default theme; an embed URL may override parts of it.
-        locale / currency / timezone: defaults for number and date formats and for
-            the zone in which dates are bucketed and read.
-    """
-
-    host_origins: tuple[str, ...] = ()
-    base_url: str = ""
-    theme: Theme = field(default_factory=Theme)
-    locale: str = "en-US"
-    currency: str = "USD"
-    timezone: str = "UTC"
-
-    def __post_init__(self) -> None:
-        origins: Any = self.host_origins
-        origins = (origins,) if isinstance(origins, str) else tuple(origins)
-        for origin in origins:
-            # Strict: an origin lands in the page's CSP header, where a ';' or a space
-            # would start another directive.
-            if not isinstance(origin, str) or not _ORIGIN.match(origin.rstrip("/")):
-                raise ValueError(
-                    f"host origin {origin!r} is not an origin; write it as "
-                    "'https://app.example.com' (scheme, host and port only)"
-                )
-        object.__setattr__(self, "host_origins", tuple(o.rstrip("/") for o in origins))
-        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
-        zone(self.timezone)
 
 
 class Embedder:
@@ -241,73 +202,18 @@ class Embedder:
         )
 
     def definition(self, grant: Grant, dashboard: Dashboard, session: str) -> dict[str, Any]:
-        from embedkit.embed.locales import time_format_locale
-
+        """What the embed page draws: widgets, filters with their current values, theme."""
         locale, currency, timezone = self.display(grant)
-        values = resolve_params(
+        return build_definition(
+            grant,
             dashboard,
-            {},
-            locked=grant.locked,
-            editable=grant.editable,
-            now=self._now(),
+            session,
+            theme=self.theme_of(grant),
+            locale=locale,
+            currency=currency,
             timezone=timezone,
+            now=self._now(),
         )
-        theme = self.theme_of(grant)
-        _, _, only = grant.resource.partition("/")
-        filters = []
-        for flt in dashboard.filters:
-            entry: dict[str, Any] = {
-                "name": flt.name,
-                "label": flt.label or flt.name.replace("_", " ").capitalize(),
-                "value": as_mapping(values)[flt.name],
-                "locked": flt.name in grant.locked,
-            }
-            allowed = grant.editable.get(flt.name)
-            if isinstance(flt, SelectFilter):
-                entry.update(kind="select", multiple=flt.multiple)
-            elif isinstance(flt, DateRangeFilter):
-                presets = allowed_presets(flt, allowed, now=self._now(), timezone=timezone)
-                entry.update(
-                    kind="date_range",
-                    presets=presets,
-                    custom=bool(flt.custom) and not isinstance(allowed, list | tuple),
-                )
-            else:
-                options = list(flt.options)
-                if isinstance(allowed, list | tuple):
-                    options = [o for o in options if o in allowed]
-                entry.update(kind="grain", options=options)
-            filters.append(entry)
-        widgets = [
-            {
-                "name": w.name,
-                "kind": w.kind,
-                "title": w.title or "",
-                "description": w.description,
-                "span": w.span,
-            }
-            for w in granted_widgets(dashboard, grant.resource)
-        ]
-        return {
-            "session": session,
-            "expires_in": max(0.0, grant.expires_at - self._now().timestamp()),
-            "resource": {"dashboard": dashboard.name, "widget": only or None},
-            "dashboard": {
-                "name": dashboard.name,
-                "title": dashboard.title or "",
-                "description": dashboard.description,
-                "columns": 1 if only else dashboard.columns,
-                "widgets": widgets,
-                "filters": filters,
-            },
-            "theme": theme.to_json(),
-            "vega": {"light": theme.vega_config(dark=False), "dark": theme.vega_config(dark=True)},
-            "surfaces": {"light": theme.surfaces(False), "dark": theme.surfaces(True)},
-            "locale": locale,
-            "currency": currency,
-            "timezone": timezone,
-            "time_format_locale": time_format_locale(locale),
-        }
 
     # -- data ------------------------------------------------------------------------
 
@@ -433,21 +339,6 @@ def _plain_number(value: float, fmt: str | None, currency: str) -> str:
     if fmt == "integer" or float(value).is_integer():
         return f"{value:,.0f}"
     return f"{value:,.2f}"
-
-
-def parse_params(text: str | None) -> dict[str, Any]:
-    """The ``params`` query-string value (JSON object) of a data request."""
-    if not text:
-        return {}
-    if len(text) > 16_384:
-        raise QueryError("params is too long")
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):
-        raise QueryError("params must be a JSON object of filter name -> value") from None
-    if not isinstance(value, dict):
-        raise QueryError("params must be a JSON object of filter name -> value")
-    return value
 
 
 def grant_for(

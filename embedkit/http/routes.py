@@ -26,7 +26,7 @@ import pyarrow as pa
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from embedkit.embed.service import Embedder, parse_params
+from embedkit.embed.service import Embedder
 from embedkit.embed.tokens import Grant
 from embedkit.errors import QueryError, TokenError
 from embedkit.http.assets import asset
@@ -227,6 +227,21 @@ async def _small_body(request: Request) -> bytes:
             raise TokenError("invalid")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def parse_params(text: str | None) -> dict[str, Any]:
+    """The ``params`` query-string value (JSON object) of a data request."""
+    if not text:
+        return {}
+    if len(text) > 16_384:
+        raise QueryError("params is too long")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise QueryError("params must be a JSON object of filter name -> value") from None
+    if not isinstance(value, dict):
+        raise QueryError("params must be a JSON object of filter name -> value")
+    return value
 
 
 def _page(text: str | None) -> int:

@@ -1,0 +1,51 @@
+"""Embed settings: who may frame embeds, where they are mounted, how they look."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from embedkit.embed.theme import Theme
+from embedkit.query.dates import zone
+
+__all__ = ["EmbedSettings"]
+
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?\Z")
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    """How embeds behave; every field has a safe default.
+
+    Args:
+        host_origins: origins allowed to frame embeds and exchange messages with
+            them (``https://app.example.com``); empty means same origin only.
+        base_url: where :meth:`EmbedKit.asgi` is mounted (``/analytics`` or a full
+            URL); embed URLs start with it.
+        theme: the default theme; an embed URL may override parts of it.
+        locale / currency / timezone: defaults for number and date formats and for
+            the zone in which dates are bucketed and read.
+    """
+
+    host_origins: tuple[str, ...] = ()
+    base_url: str = ""
+    theme: Theme = field(default_factory=Theme)
+    locale: str = "en-US"
+    currency: str = "USD"
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        origins: Any = self.host_origins
+        origins = (origins,) if isinstance(origins, str) else tuple(origins)
+        for origin in origins:
+            # Strict: an origin lands in the page's CSP header, where a ';' or a space
+            # would start another directive.
+            if not isinstance(origin, str) or not _ORIGIN.match(origin.rstrip("/")):
+                raise ValueError(
+                    f"host origin {origin!r} is not an origin; write it as "
+                    "'https://app.example.com' (scheme, host and port only)"
+                )
+        object.__setattr__(self, "host_origins", tuple(o.rstrip("/") for o in origins))
+        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+        zone(self.timezone)
