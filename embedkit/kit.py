@@ -84,10 +84,21 @@ class EmbedKit:
         if secret is not None and keys:
             raise TypeError("pass either secret= or keys=, not both")
         signing = [SigningKey("default", secret=secret)] if secret is not None else list(keys)
-        tokens = Tokens(signing, clock=lambda: self._clock().timestamp()) if signing else None
+        settings = embed or EmbedSettings()
+        tokens = (
+            Tokens(
+                signing,
+                issuer=settings.issuer,
+                default_ttl=settings.token_ttl,
+                max_ttl=settings.max_token_ttl,
+                clock=lambda: self._clock().timestamp(),
+            )
+            if signing
+            else None
+        )
         self._embedding = Embedder(
             tokens,
-            embed or EmbedSettings(),
+            settings,
             model=lambda: self._model,
             run=lambda q, p: self.query(q, principal=p),
             now=self._clock,

@@ -89,6 +89,19 @@ def test_embed_url_keeps_the_token_in_the_fragment(kit: ek.EmbedKit) -> None:
     assert claims["exp"] - claims["iat"] == pytest.approx(600, abs=1)
 
 
+def test_token_lifetimes_come_from_the_settings(rows: pl.DataFrame) -> None:
+    kit = make_kit(rows, token_ttl=120, max_token_ttl=300)
+    claims = jwt.decode(
+        token_of(kit.embed_url("sales", tenant="s1")), SECRET, algorithms=["HS256"], options=NO_TIME
+    )
+    assert claims["exp"] - claims["iat"] == pytest.approx(120, abs=1)
+    with pytest.raises(ValueError, match="ttl"):
+        kit.embed_url("sales", tenant="s1", ttl=301)
+    with pytest.raises(ValueError, match="currency"):
+        kit.embed_url("sales", tenant="s1", currency="euro")
+    kit.close()
+
+
 def test_embed_page_is_a_shell_with_nonce_scripts_and_strict_headers(client: TestClient) -> None:
     answer = client.get(f"{PREFIX}/embed/sales")
     assert answer.status_code == 200
@@ -519,6 +532,8 @@ def test_no_row_of_another_seller_ever_appears(
                 assert row[key] in mine
     if seller != "s2":
         assert "SECRET" not in answer.text
+    text = answer.text.lower()
+    assert "select " not in text and "seller_id" not in text and '"store"' not in text
     total = sum(r.get("orders") or 0 for r in answer.json()["rows"])
     assert total <= own.height
 

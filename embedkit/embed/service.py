@@ -15,6 +15,7 @@ from typing import Any
 
 from embedkit.embed.data import WidgetData, build_widget_data
 from embedkit.embed.definition import build_definition
+from embedkit.embed.locales import check_currency
 from embedkit.embed.params import (
     applies,
     apply_params,
@@ -144,7 +145,7 @@ class Embedder:
         self.settings.theme.merged(overrides)  # validated now, not per request
         if timezone is not None:
             zone(timezone)
-        display = {"currency": currency} if currency else {}
+        display = {"currency": check_currency(currency)} if currency else {}
         token = self.tokens.mint_embed(
             resource,
             tenant=tenant,

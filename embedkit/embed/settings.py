@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from embedkit.embed.locales import check_currency, check_locale
 from embedkit.embed.theme import Theme
 from embedkit.query.dates import zone
 
@@ -26,6 +27,9 @@ class EmbedSettings:
         theme: the default theme; an embed URL may override parts of it.
         locale / currency / timezone: defaults for number and date formats and for
             the zone in which dates are bucketed and read.
+        token_ttl: seconds an embed URL lives when ``embed_url`` is not given ``ttl``.
+        max_token_ttl: the longest ``ttl`` any embed URL may ask for.
+        issuer: the ``iss`` of tokens (set it per app when several apps share keys).
     """
 
     host_origins: tuple[str, ...] = ()
@@ -34,6 +38,9 @@ class EmbedSettings:
     locale: str = "en-US"
     currency: str = "USD"
     timezone: str = "UTC"
+    token_ttl: float = 600
+    max_token_ttl: float = 3600
+    issuer: str = "embedkit"
 
     def __post_init__(self) -> None:
         origins: Any = self.host_origins
@@ -49,3 +56,5 @@ class EmbedSettings:
         object.__setattr__(self, "host_origins", tuple(o.rstrip("/") for o in origins))
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
         zone(self.timezone)
+        check_locale(self.locale)
+        check_currency(self.currency)
