@@ -37,9 +37,9 @@ __all__ = ["Routes"]
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 MAX_BODY = 16_384
-#: Requests one session may have in flight at once (a dashboard loads about a dozen
-#: widgets; the page sends them all, the server answers a few at a time).
-MAX_INFLIGHT = 16
+#: Requests one session may have in flight at once: a dashboard loads about a dozen
+#: widgets at once, and requests a client gave up on still count until they finish.
+MAX_INFLIGHT = 32
 
 
 _T = TypeVar("_T")
