@@ -46,6 +46,8 @@ def stored_table(dataset: str, shard: int | None = None) -> exp.Table:
 
 
 _COMPILE_KEY = object()
+# Time parts: the DuckDB function that reads each off a local timestamp (or a date).
+_PARTS = {"hour_of_day": "hour", "day_of_week": "isodow"}
 
 
 class CompiledQuery:
@@ -184,12 +186,21 @@ class _Renderer:
             return value
         unit = exp.Literal.string(grain)
         if m.value_kind == "date":
+            if grain in _PARTS:  # a date's own weekday (scoping refuses its hour)
+                return self.part(grain, value)
             trunc = exp.Anonymous(this="date_trunc", expressions=[unit, value])
             return exp.Cast(this=trunc, to=exp.DataType.build("DATE"))
         if m.value_kind == "timestamp":
             value = exp.Cast(this=value, to=exp.DataType.build("TIMESTAMPTZ"))
         local = exp.Anonymous(this="timezone", expressions=[self.param(self.plan.timezone), value])
+        if grain in _PARTS:
+            return self.part(grain, local)
         return exp.Anonymous(this="date_trunc", expressions=[unit, local])
+
+    def part(self, part: str, local: exp.Expr) -> exp.Expr:
+        """A time part (``hour_of_day``, ``day_of_week``) of a local time, as BIGINT."""
+        read = exp.Anonymous(this=_PARTS[part], expressions=[local])
+        return exp.Cast(this=read, to=exp.DataType.build("BIGINT"))
 
     # -- conditions ----------------------------------------------------------------
 

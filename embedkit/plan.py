@@ -87,7 +87,9 @@ Node: TypeAlias = Condition | BoolNode
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
-    """A time dimension truncated to ``grain`` in the query's zone (``grain=None``: raw)."""
+    """A time dimension truncated to ``grain`` in the query's zone (``grain=None``: raw).
+
+    ``grain`` may also be a time part (``hour_of_day``, ``day_of_week``): an integer."""
 
     member: str
     grain: str | None

@@ -33,7 +33,7 @@ from embedkit.plan import (
 from embedkit.query.dates import zone
 from embedkit.query.spec import Query
 from embedkit.security.rules import Principal
-from embedkit.semantic.members import GRAINS
+from embedkit.semantic.members import GRAINS, PARTS
 from embedkit.semantic.model import Member, MemberKind, Model, ResolvedDataset
 from embedkit.values import coerce
 
@@ -216,11 +216,13 @@ class _Scoper:
             member = self.member(t.dimension, ("time",), "time dimension")
             referenced.append(member)
             if t.grain is not None:
-                if t.grain not in GRAINS:
+                if t.grain not in GRAINS and t.grain not in PARTS:
                     raise QueryError(
                         f"query: grain '{t.grain}' of '{t.dimension}' is unknown; "
-                        f"grains are: {', '.join(GRAINS)}"
+                        f"grains are: {', '.join(GRAINS)}; time parts are: {', '.join(PARTS)}"
                     )
+                if member.value_kind == "date" and t.grain == "hour_of_day":
+                    raise QueryError(f"query: '{t.dimension}' is a date: it has no hour")
                 if member.value_kind == "date" and t.grain in ("minute", "hour"):
                     raise QueryError(
                         f"query: '{t.dimension}' is a date; use a grain of day or coarser"

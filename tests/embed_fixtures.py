@@ -129,6 +129,19 @@ def dashboards() -> list[ek.Dashboard]:
                 title="Orders: region by category",
             ),
             ek.Widget(
+                "when",
+                "heatmap",
+                ek.Query(
+                    measures=("orders.orders",),
+                    time=(
+                        ek.Time("orders.ordered_at", grain="hour_of_day"),
+                        ek.Time("orders.ordered_at", grain="day_of_week"),
+                    ),
+                ),
+                title="When orders come in",
+                span=2,
+            ),
+            ek.Widget(
                 "status_mix",
                 "altair",
                 ek.Query(measures=("orders.orders",), dimensions=("orders.status",)),

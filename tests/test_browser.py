@@ -176,6 +176,7 @@ def test_dashboard_draws_every_widget_with_polars_numbers(
         ("by_category", "g.mark-rect path"),
         ("orders_by_region", "g.mark-rect path"),
         ("heat", "g.mark-rect path"),
+        ("when", "g.mark-rect path"),
         ("status_mix", "g.mark-arc path"),
     ):
         assert card(page, widget).locator(marks).count() > 0, widget

@@ -38,6 +38,20 @@ from embedkit.query.spec import Query
 DAY = Field("ordered_at", "orders.ordered_at", "Ordered at", "time", grain="day")
 HOUR = Field("ordered_at", "orders.ordered_at", "Ordered at", "time", grain="hour")
 WEEK = Field("ordered_at", "orders.ordered_at", "Ordered at", "time", grain="week")
+HOUR_OF_DAY = Field(
+    "ordered_at_hour_of_day",
+    "orders.ordered_at",
+    "Ordered at (hour of day)",
+    "dimension",
+    grain="hour_of_day",
+)
+DAY_OF_WEEK = Field(
+    "ordered_at_day_of_week",
+    "orders.ordered_at",
+    "Ordered at (day of week)",
+    "dimension",
+    grain="day_of_week",
+)
 CATEGORY = Field("category", "products.category", "Category", "dimension")
 REGION = Field("region", "orders.region", "Region", "dimension")
 REVENUE = Field("revenue", "orders.revenue", "Revenue", "measure", format="currency")
@@ -240,6 +254,40 @@ def test_heatmap_one_cell_per_row() -> None:
     cells = items(svg, "rect mark")
     assert len(cells) == 4 and "Category: Games; Region: South; Orders: 4" in cells
     assert {"Books", "Games", "North", "South"} <= set(texts(svg))
+
+
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+def test_heatmap_of_hour_by_weekday_names_the_days_in_order() -> None:
+    fields = [HOUR_OF_DAY, DAY_OF_WEEK, ORDERS]
+    spec = check(chart_spec(widget("heatmap"), fields, title="t"), fields)
+    assert spec["encoding"]["x"]["type"] == spec["encoding"]["y"]["type"] == "ordinal"
+    # Rows in no particular order: the axes still run 0..23 and Monday..Sunday.
+    cells = [(h, d) for d in (7, 3, 1, 5, 2, 6, 4) for h in range(23, -1, -1)]
+    rows = [
+        {"ordered_at_hour_of_day": h, "ordered_at_day_of_week": d, "orders": 10 * h + d}
+        for h, d in cells
+    ]
+    svg = draw(spec, rows, width=600)
+    labels = texts(svg)
+    assert [t for t in labels if t in WEEKDAYS] == WEEKDAYS
+    x_title = labels.index("Ordered at (hour of day)")  # drawn after the axis labels
+    assert labels[x_title - 24 : x_title] == [str(h) for h in range(24)]
+    marks = items(svg, "rect mark")
+    assert len(marks) == 24 * 7
+    assert "Ordered at (hour of day): 9; Ordered at (day of week): Tuesday; Orders: 92" in marks
+
+
+def test_bars_by_weekday_keep_the_weeks_order() -> None:
+    fields = [DAY_OF_WEEK, ORDERS]
+    rows = [
+        {"ordered_at_day_of_week": d, "orders": 8 - d if d != 3 else 50} for d in range(7, 0, -1)
+    ]
+    for horizontal in (False, True):
+        spec = check(chart_spec(widget("bar", horizontal=horizontal), fields, title="t"), fields)
+        labels = texts(draw(spec, rows))
+        assert [t for t in labels if t in WEEKDAYS] == WEEKDAYS  # not sorted by value
 
 
 def test_titles_with_quotes_and_accents_reach_labels_intact() -> None:

@@ -706,3 +706,64 @@ def test_revoking_a_tenant_covers_its_number_and_its_text(rows: pl.DataFrame) ->
         kit._embedding.open_session(token_of(url), "sales")
     assert caught.value.reason == "revoked"
     kit.close()
+
+
+def test_hour_by_weekday_heatmap_in_the_viewers_zone(rows: pl.DataFrame) -> None:
+    """Time parts are ordinal fields with their own keys; a grain filter leaves them be."""
+    hour = ek.Time("orders.ordered_at", grain="hour_of_day")
+    weekday = ek.Time("orders.ordered_at", grain="day_of_week")
+    kit = ek.EmbedKit(sales_dataset(rows), secret=SECRET, clock=lambda: NOW)
+    kit.add_dashboard(
+        ek.Dashboard(
+            "rhythm",
+            filters=[
+                ek.DateRangeFilter("period", "orders.ordered_at", default="last 30 days"),
+                ek.GrainFilter("grain", options=("day", "week"), default="day"),
+            ],
+            widgets=[
+                ek.Widget(
+                    "heat",
+                    "heatmap",
+                    ek.Query(measures=["orders.orders"], time=[hour, weekday]),
+                    x="orders.ordered_at.hour_of_day",
+                    color="orders.ordered_at.day_of_week",
+                ),
+                ek.Widget(
+                    "table", "table", ek.Query(measures=["orders.orders"], time=[hour, weekday])
+                ),
+            ],
+        )
+    )
+    zone = "America/New_York"
+    with TestClient(Starlette(routes=[Mount(PREFIX, app=kit.asgi())])) as client:
+        url = kit.embed_url("rhythm", tenant="s1", timezone=zone)
+        session = open_session(client, url)["session"]
+        data = get_data(client, session, "heat").json()
+        weekly = get_data(client, session, "heat", params={"grain": "week"}).json()
+        table = get_data(client, session, "table", order="ordered_at_day_of_week:desc").json()
+    kit.close()
+    assert [(f["key"], f["title"], f["role"], f["grain"]) for f in data["fields"]] == [
+        ("ordered_at_hour_of_day", "Ordered at (hour of day)", "dimension", "hour_of_day"),
+        ("ordered_at_day_of_week", "Ordered at (day of week)", "dimension", "day_of_week"),
+        ("orders", "Orders", "measure", None),
+    ]
+    local = pl.col("ordered_at").dt.replace_time_zone("UTC").dt.convert_time_zone(zone)
+    # NOW is 08:00 on June 1 in New York: the last 30 days are May 2 to May 31 there.
+    start, end = datetime(2024, 5, 2), datetime(2024, 6, 1)
+    expected = (
+        rows.filter(pl.col("seller_id") == "s1")
+        .with_columns(local.dt.replace_time_zone(None).alias("local"))
+        .filter((pl.col("local") >= start) & (pl.col("local") < end))
+        .group_by(h=pl.col("local").dt.hour(), d=pl.col("local").dt.weekday())
+        .agg(pl.len().alias("n"))
+        .sort("h", "d")
+    )
+    want = [(h, d, n) for h, d, n in expected.iter_rows()]
+    got = [tuple(r.values()) for r in data["rows"]]
+    assert got == want  # ascending by hour, then weekday
+    assert weekly["rows"] == data["rows"]
+    assert data["spec"]["encoding"]["x"]["field"] == "ordered_at_hour_of_day"
+    assert "%a" in data["spec"]["encoding"]["y"]["axis"]["labelExpr"]
+    assert [r["ordered_at_day_of_week"] for r in table["rows"]] == sorted(
+        (d for _, d, _ in want), reverse=True
+    )[: len(table["rows"])]

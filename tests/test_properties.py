@@ -26,7 +26,7 @@ REGIONS = ["eu", "us", "apac"]
 CATEGORIES = ["a", "b", "c"]
 LABELS = ["red", "blue"]
 ZONES = ["UTC", "America/New_York", "Asia/Kolkata"]
-GRAINS = ["hour", "day", "week", "month"]
+GRAINS = ["hour", "day", "week", "month", "hour_of_day", "day_of_week"]  # with time parts
 
 MEASURES = [
     "events.count",
@@ -276,8 +276,12 @@ def node_truth(node: ek.Filter | ek.Or, row: dict[str, Any]) -> bool | None:
     return None if any(r is None for r in results) else False
 
 
-def bucket(ts: datetime, grain: str, zone: str) -> datetime:
+def bucket(ts: datetime, grain: str, zone: str) -> datetime | int:
     local = ts.replace(tzinfo=UTC).astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+    if grain == "hour_of_day":
+        return local.hour
+    if grain == "day_of_week":
+        return local.isoweekday()
     if grain == "hour":
         return local.replace(minute=0, second=0, microsecond=0)
     day = local.replace(hour=0, minute=0, second=0, microsecond=0)

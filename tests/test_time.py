@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
+import pyarrow as pa
 import pytest
 
 import embedkit as ek
@@ -615,3 +617,167 @@ def test_relative_hours_on_the_fall_back_night_are_real_hours(hour: int) -> None
     previous = ask("this hour", compare="previous_period").previous
     assert previous is not None
     assert count(previous) == rows_between(top - hour_, top)
+
+
+# -- time parts: hour of day, day of week ------------------------------------------------
+
+PARTS = ["hour_of_day", "day_of_week"]
+ENGINES = ["duckdb", "polars"]
+
+
+def polars_part(column: str, part: str, tz: str) -> pl.Expr:
+    """The part computed by Polars over the raw column (naive means UTC), in ``tz``."""
+    instant = pl.col(column)
+    if column == "at":
+        instant = instant.dt.replace_time_zone("UTC")
+    local = instant.dt.convert_time_zone(tz)
+    return local.dt.hour() if part == "hour_of_day" else local.dt.weekday()
+
+
+def polars_totals(frame: pl.DataFrame, parts: dict[str, pl.Expr]) -> dict[Any, int]:
+    """Acme's totals grouped by ``parts`` (name -> expression), keyed by part values."""
+    grouped = (
+        frame.filter(pl.col("tenant") == "acme")
+        .group_by(**parts)
+        .agg(pl.col("value").sum())
+        .iter_rows(named=True)
+    )
+    names = list(parts)
+    return {
+        (r[names[0]] if len(names) == 1 else tuple(r[n] for n in names)): r["value"]
+        for r in grouped
+    }
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("tz", ["UTC", NEW_YORK])
+@pytest.mark.parametrize("part", PARTS)
+@pytest.mark.parametrize("column", ["at", "at_tz"], ids=["timestamp", "timestamptz"])
+def test_time_part_reads_the_wall_clock_of_the_query_zone(
+    events_kit: ek.EmbedKit,
+    events_frame: pl.DataFrame,
+    column: str,
+    part: str,
+    tz: str,
+    engine: Any,
+) -> None:
+    q = ek.Query(
+        measures=["events.total"], time=[ek.Time(f"events.{column}", grain=part)], timezone=tz
+    )
+    result = events_kit.query(q, principal=ACME, engine=engine)
+    name = f"events.{column}.{part}"
+    assert result.table.schema.field(name).type == pa.int64()
+    values = result.table.column(name).to_pylist()
+    assert values == sorted(values)  # ascending by the part, by default
+    assert set(values) <= set(range(24) if part == "hour_of_day" else range(1, 8))
+    want = polars_totals(events_frame, {"p": polars_part(column, part, tz)})
+    assert buckets_of(result, name) == want
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_time_parts_on_the_new_york_spring_forward_day(
+    events_kit: ek.EmbedKit, events_frame: pl.DataFrame, engine: Any
+) -> None:
+    """2024-03-10 in New York: 02:00 EST jumps to 03:00 EDT, so there is no hour 2; the
+    day is a Sunday there, and its last event (03:30 UTC on Monday) is still Sunday."""
+    day = ["2024-03-10", "2024-03-10"]
+    q = ek.Query(
+        measures=["events.total"],
+        time=[
+            ek.Time("events.at", grain="hour_of_day", date_range=day),
+            ek.Time("events.at", grain="day_of_week"),
+        ],
+        timezone=NEW_YORK,
+    )
+    rows = events_kit.query(q, principal=ACME, engine=engine).to_pylist()
+    got = {
+        (r["events.at.hour_of_day"], r["events.at.day_of_week"]): r["events.total"] for r in rows
+    }
+    assert got == {(0, 7): 2, (1, 7): 4, (3, 7): 8, (23, 7): 16}
+    start, end = (
+        local_midnight(date(2024, 3, 10), NEW_YORK),
+        local_midnight(date(2024, 3, 11), NEW_YORK),
+    )
+    that_day = events_frame.filter(
+        pl.col("at_tz").is_between(start.astimezone(UTC), end.astimezone(UTC), closed="left")
+    )
+    want = polars_totals(
+        that_day,
+        {
+            "h": polars_part("at", "hour_of_day", NEW_YORK),
+            "d": polars_part("at", "day_of_week", NEW_YORK),
+        },
+    )
+    assert got == want
+    # The same query in UTC reads the UTC day, 2024-03-10: an hour per event, none skipped.
+    utc = events_kit.query(replace(q, timezone="UTC"), principal=ACME, engine=engine)
+    got = {
+        (r["events.at.hour_of_day"], r["events.at.day_of_week"]): r["events.total"]
+        for r in utc.to_pylist()
+    }
+    assert got == {(4, 7): 1, (5, 7): 2, (6, 7): 4, (7, 7): 8}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("tz", ["UTC", NEW_YORK])
+def test_hour_by_weekday_grid_matches_polars(
+    events_kit: ek.EmbedKit, events_frame: pl.DataFrame, tz: str, engine: Any
+) -> None:
+    q = ek.Query(
+        measures=["events.total"],
+        time=[
+            ek.Time("events.at_tz", grain="hour_of_day"),
+            ek.Time("events.at_tz", grain="day_of_week"),
+        ],
+        timezone=tz,
+    )
+    rows = events_kit.query(q, principal=ACME, engine=engine).to_pylist()
+    keys = [(r["events.at_tz.hour_of_day"], r["events.at_tz.day_of_week"]) for r in rows]
+    assert keys == sorted(keys)
+    got = dict(zip(keys, (r["events.total"] for r in rows), strict=True))
+    parts = {p: polars_part("at_tz", p, tz) for p in PARTS}
+    assert got == polars_totals(events_frame, parts)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("tz", ["UTC", NEW_YORK])
+def test_day_of_week_of_a_date_column_ignores_the_query_zone(
+    events_kit: ek.EmbedKit, events_frame: pl.DataFrame, tz: str, engine: Any
+) -> None:
+    q = ek.Query(
+        measures=["events.total"], time=[ek.Time("events.on_day", grain="day_of_week")], timezone=tz
+    )
+    result = events_kit.query(q, principal=ACME, engine=engine)
+    assert result.table.schema.field("events.on_day.day_of_week").type == pa.int64()
+    want = polars_totals(events_frame, {"d": pl.col("on_day").dt.weekday()})
+    assert buckets_of(result, "events.on_day.day_of_week") == want
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_hour_of_day_of_a_date_column_is_refused(events_kit: ek.EmbedKit, engine: Any) -> None:
+    q = ek.Query(measures=["events.total"], time=[ek.Time("events.on_day", grain="hour_of_day")])
+    with pytest.raises(ek.QueryError, match=r"'events\.on_day' is a date: it has no hour"):
+        events_kit.query(q, principal=ACME, engine=engine)
+
+
+def test_time_parts_in_json_form(events_kit: ek.EmbedKit, events_frame: pl.DataFrame) -> None:
+    body = {
+        "measures": ["events.total"],
+        "timeDimensions": [{"dimension": "events.at", "granularity": "day_of_week"}],
+        "timezone": NEW_YORK,
+    }
+    assert ek.Query.from_json(body).to_json() == body
+    for engine in ENGINES:
+        result = events_kit.query(body, principal=ACME, engine=engine)
+        want = polars_totals(events_frame, {"d": polars_part("at", "day_of_week", NEW_YORK)})
+        assert buckets_of(result, "events.at.day_of_week") == want
+    with pytest.raises(ek.QueryError, match="time parts are: hour_of_day, day_of_week"):
+        ek.Query.from_json(
+            {**body, "timeDimensions": [{"dimension": "events.at", "granularity": "weekday"}]}
+        )
+
+
+def test_unknown_grain_lists_the_time_parts_too(events_kit: ek.EmbedKit) -> None:
+    q = ek.Query(measures=["events.total"], time=[ek.Time("events.at", grain="weekday")])
+    with pytest.raises(ek.QueryError, match="; time parts are: hour_of_day, day_of_week"):
+        events_kit.query(q, principal=ACME)

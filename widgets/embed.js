@@ -585,6 +585,10 @@
   function formatCell(field, value) {
     if (value === null || value === undefined || value === "") return "—";
     if (field.role === "time") return formatTime(value, field.grain);
+    if (field.grain === "day_of_week" && Number.isInteger(value) && value >= 1 && value <= 7) {
+      // ISO weekday (1 = Monday); 1 January 2024 was a Monday.
+      return formatter("date", { timeZone: "UTC", weekday: "short" }).format(new Date(Date.UTC(2024, 0, value)));
+    }
     if (typeof value === "number") return formatNumber(value, field.format);
     if (field.role === "measure" && typeof value === "string" && value.trim() !== "" && Number.isFinite(Number(value))) {
       return formatNumber(Number(value), field.format);

@@ -22,6 +22,7 @@ __all__ = ["MAX_POINTS", "chart_spec", "number_formats"]
 
 # Names of the columns the spec derives; the prefix keeps them apart from field keys.
 _KEY, _VALUE, _SERIES, _COUNT, _ARIA = "_ek_key", "_ek_value", "_ek_series", "_ek_n", "_ek_aria"
+_DAY = "_ek_day_"  # + a day_of_week field's key: the weekday's name
 MAX_POINTS = 40  # lines show their points while a series has at most this many
 _AUTOSIZE = {"type": "fit-x", "contains": "padding"}
 _LEGEND_LABEL = 110
@@ -85,8 +86,32 @@ def _label_expr(grain: _Grain) -> str:
     return f"({grain.aligned}) ? datum.label : ''"
 
 
+def _weekday(value: str, fmt: str) -> str:
+    """An expression: the name of ISO weekday ``value`` (1 Monday .. 7 Sunday) in the
+    chart's time-format locale, ``%a`` (Mon) or ``%A`` (Monday)."""
+    return f"utcFormat(utc(2024, 0, {value}), {_string(fmt)})"  # 2024-01-01: a Monday
+
+
+def _text(field: Field, value: str) -> str:
+    """An expression: ``value`` (an expression of ``field``'s value) as the tooltip shows it."""
+    if field.role == "time":
+        return f"utcFormat(toDate({value}), {_string(_grain(field).tip)})"
+    if field.role == "measure":
+        return f"format({value}, {_string(number_formats(field.format)[1])})"
+    if field.part == "day_of_week":
+        return _weekday(value, "%A")
+    return f"'' + {value}"
+
+
+def _shown(field: Field) -> str:
+    """The column a tooltip reads: a weekday's name is derived (see :func:`_described`)."""
+    return f"{_DAY}{field.key}" if field.part == "day_of_week" else field.key
+
+
 def _tooltip(field: Field) -> alt.Tooltip:
     key, title = field.key, field.title
+    if field.part is not None:
+        return alt.Tooltip(_shown(field), type="nominal", title=title)
     if field.role == "time":
         unit, fmt = {"unit": _grain(field).unit}, _grain(field).tip
         return alt.Tooltip(key, type="temporal", timeUnit=unit, format=fmt, title=title)
@@ -103,27 +128,43 @@ def _aria(fields: Sequence[Field]) -> str:
     parts = []
     for f in fields:
         value = f"datum[{_string(f.key)}]"
-        if f.role == "time":
-            text = f"utcFormat(toDate({value}), {_string(_grain(f).tip)})"
-        elif f.role == "measure":
-            text = f"format({value}, {_string(number_formats(f.format)[1])})"
-        else:
-            text = f"'' + {value}"
+        text = _text(f, value)
         parts.append(f"{_string(f.title + ': ')} + (isValid({value}) ? {text} : '-')")
     return " + '; ' + ".join(parts) or "''"
 
 
 def _described(chart: alt.Chart, fields: Sequence[Field]) -> Any:
-    return chart.transform_calculate(**{_ARIA: _aria(fields)})
+    """``chart`` with each datum's text alternative, and weekday names for tooltips."""
+    derived = {_ARIA: _aria(fields)}
+    for f in fields:
+        if f.part == "day_of_week":
+            value = f"datum[{_string(f.key)}]"
+            derived[_shown(f)] = f"isValid({value}) ? {_text(f, value)} : null"
+    return chart.transform_calculate(**derived)
 
 
 _DESCRIPTION = alt.Description(_ARIA, type="nominal")
+
+
+_PART_DOMAINS: dict[str, list[int]] = {
+    "hour_of_day": list(range(24)),
+    "day_of_week": list(range(1, 8)),
+}
 
 
 def _position(channel: str, field: Field, *, discrete: bool, **extra: Any) -> Any:
     """An x or y channel for a time or dimension field."""
     cls = alt.X if channel == "x" else alt.Y
     axis: dict[str, Any] = {"labelLimit": 120 if channel == "y" else 90}
+    if field.part is not None:
+        # Hours 0-23 or weekdays 1-7 (shown by name), in that order, whatever the rows'.
+        extra["sort"] = "ascending"
+        axis.update(labelAngle=0, labelOverlap=True, labelSeparation=4)
+        if field.part == "day_of_week":
+            axis["labelExpr"] = _weekday("datum.value", "%a")
+        # Every hour and every weekday has its place, with or without rows in it.
+        extra["scale"] = alt.Scale(domain=_PART_DOMAINS[field.part])
+        return cls(field.key, type="ordinal", title=field.title, axis=alt.Axis(**axis), **extra)
     if field.role != "time":
         return cls(field.key, type="nominal", title=field.title, axis=alt.Axis(**axis), **extra)
     extra.pop("sort", None)  # buckets in time order
@@ -148,8 +189,9 @@ def _measure(channel: str, field: str, fmt: str | None, title: str | None, **ext
 
 
 def _find(fields: Sequence[Field], ref: str | None) -> Field | None:
-    """The field a widget option names, by member (``orders.revenue``) or key."""
-    return next((f for f in fields if ref is not None and ref in (f.member, f.key)), None)
+    """The field a widget option names, by member (``orders.revenue``), column
+    (``orders.ordered_at.hour_of_day``) or key."""
+    return next((f for f in fields if ref is not None and ref in (f.member, f.column, f.key)), None)
 
 
 _string = json.dumps  # a string literal of a Vega expression (escaped as in JSON)
@@ -200,10 +242,7 @@ def _values(chart: alt.Chart, plan: _Plan) -> _Values:
     for m in reversed(plan.measures[:-1]):
         label = f"datum.{_KEY} === {_string(m.key)} ? {_string(m.title)} : {label}"
     if split is not None:
-        part = f"datum[{_string(split.key)}]"
-        if split.role == "time":
-            part = f"utcFormat(toDate({part}), {_string(_grain(split).tip)})"
-        label = f"({label}) + ' · ' + {part}"
+        label = f"({label}) + ' · ' + {_text(split, f'datum[{_string(split.key)}]')}"
     chart = chart.transform_fold([m.key for m in plan.measures], as_=[_KEY, _VALUE])
     chart = chart.transform_calculate(**{_SERIES: label})
     formats = {m.format for m in plan.measures}
@@ -221,6 +260,12 @@ def _colour(values: _Values, split: Field | None) -> Any:
     legend = alt.Legend(
         columns=1, direction="vertical", labelLimit=_LEGEND_LABEL, symbolLimit=_LEGEND_SYMBOLS
     )
+    if split is not None and split.part is not None and values.series == split.key:
+        if split.part == "day_of_week":
+            legend.labelExpr = _weekday("datum.value", "%a")
+        return alt.Color(
+            split.key, type="nominal", title=split.title, sort="ascending", legend=legend
+        )
     if split is not None and split.role == "time" and values.series == split.key:
         g = _grain(split)
         legend.format = g.tip
@@ -293,7 +338,11 @@ def _heatmap(widget: Widget, fields: Sequence[Field], base: alt.Chart) -> alt.Ch
         y = next((f for f in others if f is not x), None)
     if x is None or y is None or measure is None:
         raise ValueError(f"widget '{widget.name}': a heatmap needs two dimensions and a measure")
-    ramp, legend = alt.Scale(range="ramp"), alt.Legend(format=number_formats(measure.format)[0])
+    ramp = alt.Scale(range="ramp")
+    legend = alt.Legend(format=number_formats(measure.format)[0])
+    if measure.format == "integer":
+        # Counts: fractional ticks would read "1 2 2 3 3"; label whole numbers only.
+        legend.labelExpr = "datum.value % 1 === 0 ? format(datum.value, ',.0f') : ''"
     colour = alt.Color(measure.key, type="quantitative", title=measure.title, scale=ramp)
     rects: alt.Chart = (
         _described(base, fields)

@@ -68,10 +68,6 @@ def fields_of(widget: Widget, query: Query, model: Any) -> tuple[Field, ...]:
     return tuple(out)
 
 
-def _column(f: Field) -> str:
-    return f"{f.member}.{f.grain}" if f.role == "time" and f.grain else f.member
-
-
 def _value(v: Any) -> Any:
     if isinstance(v, datetime):
         # Wall-clock time in the query's zone, marked Z: charts draw it on a UTC scale.
@@ -87,7 +83,7 @@ def _value(v: Any) -> Any:
 
 def rows_of(table: pa.Table, fields: Sequence[Field]) -> list[dict[str, Any]]:
     """The rows of ``table`` as dicts keyed by :attr:`Field.key`, JSON-ready."""
-    columns = [(f.key, table.column(_column(f)).to_pylist()) for f in fields]
+    columns = [(f.key, table.column(f.column).to_pylist()) for f in fields]
     return [{key: _value(values[i]) for key, values in columns} for i in range(table.num_rows)]
 
 
@@ -146,7 +142,8 @@ def _paged(
             raise QueryError(
                 f"order must be <field>:asc or <field>:desc; fields are: {', '.join(by_key)}"
             )
-        sort = ((by_key[key].member, direction),)  # type: ignore[assignment]
+        # By result column: two parts of one member (hour by weekday) are two columns.
+        sort = ((by_key[key].column, direction),)  # type: ignore[assignment]
         shown = [key, direction]
     offset = page * widget.page_size
     q = replace(query, limit=widget.page_size, offset=offset, total=True, order=sort)

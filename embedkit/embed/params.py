@@ -26,6 +26,7 @@ from embedkit.errors import AccessDenied, QueryError
 from embedkit.filters import MAX_VALUES
 from embedkit.query.dates import resolve_range, zone
 from embedkit.query.spec import Filter, Query, Time
+from embedkit.semantic.members import GRAINS
 
 __all__ = ["apply_params", "check_grant_params", "resolve_params"]
 
@@ -272,8 +273,8 @@ def _root(widget: Widget) -> str:
 
 def applies(flt: DashboardFilter, widget: Widget, model: Any) -> bool:
     """Whether ``flt`` limits ``widget`` (its dimension is reachable from the widget)."""
-    if isinstance(flt, GrainFilter):
-        return any(t.grain for t in widget.query.time)
+    if isinstance(flt, GrainFilter):  # time parts (hour_of_day...) are not switched
+        return any(t.grain in GRAINS for t in widget.query.time)
     dataset = flt.dimension.split(".")[0]
     return dataset in _reachable(model, _root(widget))
 
@@ -290,7 +291,7 @@ def apply_params(
             continue
         value = values[flt.name]
         if isinstance(flt, GrainFilter):
-            time = [replace(t, grain=value) if t.grain else t for t in time]
+            time = [replace(t, grain=value) if t.grain in GRAINS else t for t in time]
         elif isinstance(flt, DateRangeFilter):
             hits = [i for i, t in enumerate(time) if t.dimension == flt.dimension]
             for i in hits:

@@ -16,9 +16,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
+from embedkit.embed.fields import field_key
 from embedkit.errors import Problem, QueryError
 from embedkit.query.spec import Query
-from embedkit.semantic.members import GRAINS
+from embedkit.semantic.members import GRAINS, PARTS
 
 __all__ = [
     "CHART_KINDS",
@@ -58,7 +59,8 @@ class Widget:
         kind: ``line``, ``area``, ``bar``, ``kpi``, ``table``, ``heatmap`` or ``altair``.
         query: a :class:`~embedkit.Query` or its JSON form. Dashboard filters add to it.
         title: shown above the widget (default: the first measure's title).
-        x: the member on the x axis (default: the time dimension, else the first dimension).
+        x: the member on the x axis (default: the time dimension, else the first dimension);
+            a time part is named by its column (``orders.ordered_at.hour_of_day``).
         y: measures to draw (default: all of the query's measures).
         color: a dimension that splits the data into series (line, area, bar) or the
             y axis of a heatmap.
@@ -108,6 +110,16 @@ class Widget:
         """Every member the widget's result carries, in column order."""
         q = self.query
         return (*q.dimensions, *(t.dimension for t in q.time if t.grain), *q.measures)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The browser's key of each result column, in column order (see fields.py)."""
+        q = self.query
+        return (
+            *(field_key(d) for d in q.dimensions),
+            *(field_key(t.dimension, t.grain) for t in q.time if t.grain),
+            *(field_key(m) for m in q.measures),
+        )
 
 
 @dataclass(frozen=True)
@@ -262,9 +274,11 @@ def _check_widget(widget: Widget, model: Any) -> list[str]:
             "the query has no measure",
         )
     members = widget.members
+    parts = tuple(f"{t.dimension}.{t.grain}" for t in q.time if t.grain in PARTS)
     for label, value in (("x", widget.x), ("color", widget.color)):
-        if value is not None and value not in members:
-            out.append(f"{label}={value!r} is not one of the query's members: {', '.join(members)}")
+        if value is not None and value not in (*members, *parts):
+            names = ", ".join(dict.fromkeys((*members, *parts)))
+            out.append(f"{label}={value!r} is not one of the query's members: {names}")
     for y in widget.y:
         if y not in q.measures:
             out.append(f"y={y!r} is not one of the query's measures")
@@ -273,7 +287,7 @@ def _check_widget(widget: Widget, model: Any) -> list[str]:
             out.append(
                 f"format {fmt!r} of '{member}' is unknown; formats are: {', '.join(FORMATS)}"
             )
-    keys = [m.split(".")[1] for m in members]
+    keys = widget.keys
     clash = sorted({k for k in keys if keys.count(k) > 1})
     if clash:
         out.append(

@@ -42,6 +42,11 @@ _GRAINS = {
     "quarter": "1q",
     "year": "1y",
 }
+# Time parts, read off a local datetime (or a date) as Int64 like DuckDB's BIGINT.
+_PARTS: dict[str, Callable[[pl.Expr], pl.Expr]] = {
+    "hour_of_day": lambda local: local.dt.hour(),
+    "day_of_week": lambda local: local.dt.weekday(),  # ISO: Monday 1 .. Sunday 7
+}
 _OPERATORS: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
     "eq": operator.eq,
     "gt": operator.gt,
@@ -275,15 +280,19 @@ class _Planner:
         value = self.scalar(b.member)
         if b.grain is None:
             return value
-        every = _GRAINS[b.grain]
+        part = _PARTS.get(b.grain)
         kind = self.member(b.member).value_kind
         if kind == "date":
-            return value.dt.truncate(every)
+            if part is not None:  # a date's own weekday (scoping refuses its hour)
+                return part(value).cast(pl.Int64)
+            return value.dt.truncate(_GRAINS[b.grain])
         if kind == "timestamp":  # naive timestamps are UTC
             value = value.dt.cast_time_unit("us").dt.replace_time_zone("UTC")
         zone = str(self.params[self.plan.timezone.index])
         local = value.dt.convert_time_zone(zone).dt.replace_time_zone(None)
-        return local.dt.cast_time_unit("us").dt.truncate(every)
+        if part is not None:
+            return part(local).cast(pl.Int64)
+        return local.dt.cast_time_unit("us").dt.truncate(_GRAINS[b.grain])
 
     def condition(
         self, node: Node, value_of: Callable[[str], pl.Expr], dtype_of: DTypeOf

@@ -12,11 +12,11 @@ from typing import Any, cast
 
 from embedkit.errors import QueryError
 from embedkit.query.spec import MAX_DEPTH, OPERATORS, And, Filter, FilterNode, Or, Query, Time
-from embedkit.semantic.members import GRAINS
+from embedkit.semantic.members import GRAINS, PARTS
 
 __all__ = ["QUERY_JSON_SCHEMA", "query_from_json", "query_to_json"]
 
-_GRAINS = list(GRAINS)
+_GRAINS = [*GRAINS, *PARTS]  # truncations, then time parts (hour_of_day, day_of_week)
 _DATE_RANGE: dict[str, Any] = {
     "oneOf": [
         {"type": "string", "minLength": 1},
@@ -192,7 +192,8 @@ def query_from_json(data: Mapping[str, Any]) -> Query:
         grain = td.get("granularity")
         if grain is not None and grain not in _GRAINS:
             raise QueryError(
-                f"query: {where} has granularity {grain!r}; grains are: {', '.join(_GRAINS)}"
+                f"query: {where} has granularity {grain!r}; grains are: {', '.join(GRAINS)}; "
+                f"time parts are: {', '.join(PARTS)}"
             )
         date_range = td.get("dateRange")
         compare = td.get("compareDateRange")

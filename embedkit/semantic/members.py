@@ -14,11 +14,13 @@ from typing import Any, Literal
 __all__ = [
     "AGGREGATIONS",
     "GRAINS",
+    "PARTS",
     "Aggregation",
     "Dimension",
     "Grain",
     "Join",
     "Measure",
+    "Part",
     "Relationship",
     "Segment",
     "TimeDimension",
@@ -34,8 +36,13 @@ AGGREGATIONS: tuple[str, ...] = (
     "max",
     "derived",
 )
+#: Truncations: a bucket is the local start of its minute, hour, ... year.
 Grain = Literal["minute", "hour", "day", "week", "month", "quarter", "year"]
 GRAINS: tuple[str, ...] = ("minute", "hour", "day", "week", "month", "quarter", "year")
+#: Time parts: a bucket is an integer read off the local time, the same for every day
+#: (``hour_of_day``: 0 to 23) or every week (``day_of_week``: ISO, Monday 1 to Sunday 7).
+Part = Literal["hour_of_day", "day_of_week"]
+PARTS: tuple[str, ...] = ("hour_of_day", "day_of_week")
 Relationship = Literal["many_to_one", "one_to_one", "one_to_many"]
 
 
@@ -60,7 +67,8 @@ class Dimension:
 class TimeDimension:
     """A date or timestamp column (or expression) that queries can bucket by grain.
 
-    Naive timestamps are taken as UTC; grains are truncated in the query's time zone.
+    Naive timestamps are taken as UTC; grains are truncated, and time parts
+    (``hour_of_day``, ``day_of_week``) read, in the query's time zone.
     """
 
     name: str
