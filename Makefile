@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest bench bench-quick clean
+.PHONY: test lint typecheck pytest bench bench-quick clean demo
 
 # Browser tests drive Debian's chromium (playwright cannot download browsers here).
 CHROMIUM := /usr/bin/chromium
@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check embedkit tests benchmarks scripts
-	$(BIN)/ruff format --check embedkit tests benchmarks scripts
+	$(BIN)/ruff check embedkit tests benchmarks scripts examples
+	$(BIN)/ruff format --check embedkit tests benchmarks scripts examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -48,6 +48,13 @@ bench-quick: $(STAMP)
 	@mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/core.py --quick --json benchmarks/results/core-quick.json
 	$(BIN)/python benchmarks/http.py --quick --json benchmarks/results/http-quick.json
+
+# The seller portal example (examples/seller_portal): makes its data once, then serves it.
+PORT ?= 8000
+
+demo: $(STAMP)
+	test -f examples/seller_portal/data/meta.json || $(BIN)/python examples/seller_portal/generate.py
+	$(BIN)/python -m examples.seller_portal.app --port $(PORT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -91,6 +91,7 @@ class EmbedKit:
                 issuer=settings.issuer,
                 default_ttl=settings.token_ttl,
                 max_ttl=settings.max_token_ttl,
+                leeway=settings.token_leeway,
                 clock=lambda: self._clock().timestamp(),
             )
             if signing
@@ -170,14 +171,16 @@ class EmbedKit:
             self._compiler = Compiler("duckdb")
             self._polars = None
 
-    def register_yaml(self, path: str | Path) -> None:
+    def register_yaml(self, path: str | Path, *, data_dir: str | Path | None = None) -> None:
         """Register the datasets described by a YAML file or a folder of them.
 
+        Relative ``source:`` paths are read from ``data_dir`` when given (the same
+        model over another folder of files), else from the YAML file's folder.
         Problems name the file and the place in it, as well as the dataset.
         """
         from embedkit.semantic.yaml import load_datasets
 
-        datasets = load_datasets(path)
+        datasets = load_datasets(path, data_dir=data_dir)
         try:
             self.register(*datasets)
         except ModelError as err:

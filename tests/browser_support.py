@@ -89,7 +89,7 @@ HOST_PAGE = """<!doctype html>
 <style>
   body {{ font-family: sans-serif; margin: 0; padding: 8px; }} header {{ padding: 8px 0; }}
 </style>
-<script src="{loader}"></script>
+<script src="{loader}" defer></script>
 </head><body>
 <header><h1>Back office</h1><span id="host-filter">{initial}</span></header>
 <embedkit-dashboard id="dash" src="{src}" title="Sales analytics"></embedkit-dashboard>

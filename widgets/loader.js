@@ -108,7 +108,7 @@
       this._tokenProvider = null;
       this._tokenBusy = false;
       this._initialToken = null;
-      this._scrubbing = false;
+      this._scrubbed = null;
       this._listening = false;
       this._height = -1;
       this._onMessage = this._onMessage.bind(this);
@@ -143,7 +143,9 @@
     }
 
     attributeChangedCallback(name, oldValue, newValue) {
-      if (oldValue === newValue || this._scrubbing) return;
+      // The loader's own rewrite of src (the token taken out) must not load again; the
+      // browser may deliver that change only after _load() has returned.
+      if (oldValue === newValue || (name === "src" && newValue === this._scrubbed)) return;
       if (name === "title") {
         if (this._iframe) this._iframe.setAttribute("title", newValue || "Analytics");
         return;
@@ -212,14 +214,8 @@
       }
       this._origin = url.origin;
       this._initialToken = extractToken(url.href);
-      if (url.hash) {
-        // Take the token out of the DOM: scripts of the host page (analytics, session
-        // replay) must not be able to read it back from the attribute or the iframe.
-        url.hash = "";
-        this._scrubbing = true;
-        this.setAttribute("src", url.href);
-        this._scrubbing = false;
-      }
+      const hadFragment = Boolean(url.hash);
+      url.hash = "";
       const iframe = document.createElement("iframe");
       iframe.setAttribute("title", this.getAttribute("title") || "Analytics");
       iframe.setAttribute("loading", "eager");
@@ -233,6 +229,14 @@
       iframe.src = url.href;
       this._iframe = iframe;
       this.appendChild(iframe);
+      if (hadFragment) {
+        // Take the token out of the DOM: scripts of the host page (analytics, session
+        // replay) must not be able to read it back from the attribute or the iframe.
+        // Last, once this._iframe is set: setAttribute runs pending element callbacks
+        // (connectedCallback during an upgrade) before it returns.
+        this._scrubbed = url.href;
+        this.setAttribute("src", url.href);
+      }
     }
 
     _emit(name, detail) {

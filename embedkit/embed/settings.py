@@ -29,6 +29,8 @@ class EmbedSettings:
             the zone in which dates are bucketed and read.
         token_ttl: seconds an embed URL lives when ``embed_url`` is not given ``ttl``.
         max_token_ttl: the longest ``ttl`` any embed URL may ask for.
+        token_leeway: seconds of clock difference between servers that token checks
+            forgive (at most 300).
         issuer: the ``iss`` of tokens (set it per app when several apps share keys).
     """
 
@@ -40,6 +42,7 @@ class EmbedSettings:
     timezone: str = "UTC"
     token_ttl: float = 600
     max_token_ttl: float = 3600
+    token_leeway: float = 30
     issuer: str = "embedkit"
 
     def __post_init__(self) -> None:

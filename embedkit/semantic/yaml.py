@@ -52,10 +52,12 @@ _LISTS: dict[str, Callable[..., Any]] = {
 }
 
 
-def load_datasets(path: str | Path) -> list[Dataset]:
+def load_datasets(path: str | Path, *, data_dir: str | Path | None = None) -> list[Dataset]:
     """Read datasets from a YAML file or every ``*.yml``/``*.yaml`` file of a folder.
 
-    Raises :class:`~embedkit.errors.ModelError` listing every problem found.
+    Relative ``source:`` paths are read from ``data_dir`` when given, else from the
+    folder of the YAML file. Raises :class:`~embedkit.errors.ModelError` listing
+    every problem found.
     """
     root = Path(path)
     if root.is_dir():
@@ -83,7 +85,8 @@ def load_datasets(path: str | Path) -> list[Dataset]:
             continue
         for index, entry in enumerate(doc["datasets"]):
             where = f"{file.name}: datasets[{index}]"
-            ds = _dataset(entry, where, file.parent, problems)
+            base = Path(data_dir) if data_dir is not None else file.parent
+            ds = _dataset(entry, where, base, problems)
             if ds is not None:
                 datasets.append(ds)
     if problems:
