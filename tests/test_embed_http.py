@@ -146,7 +146,7 @@ def test_kpi_equals_polars_with_previous_period(
     assert kpi["value"] == pytest.approx(now)
     assert kpi["previous"] == pytest.approx(before)
     assert kpi["delta"] == pytest.approx((now - before) / before)
-    assert kpi["format"] == "currency"
+    assert kpi["format"] == "currency" and kpi["compared"] is True
     days = period(rows, "s1", *LAST_30).group_by(pl.col("ordered_at").dt.date()).len()
     assert len(kpi["sparkline"]) == days.height
 
@@ -606,7 +606,7 @@ def test_a_locked_period_hides_the_kpis_previous_period(
     assert kpi["value"] == pytest.approx(
         period(rows, "s1", "2024-05-20", "2024-06-01")["amount"].sum()
     )
-    assert kpi["previous"] is None and kpi["delta"] is None
+    assert kpi["previous"] is None and kpi["delta"] is None and kpi["compared"] is False
 
 
 def test_a_lock_that_cannot_limit_a_widget_refuses_to_embed_it(rows: pl.DataFrame) -> None:

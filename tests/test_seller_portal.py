@@ -138,6 +138,16 @@ def test_three_pages_at_desktop_and_phone_width(browser: Browser, portal: Portal
         context.close()
 
 
+def test_stock_kpis_have_no_period_to_compare(page: Page, portal: Portal) -> None:
+    sign_in(page, portal, "anna@s001")
+    page.goto(f"{portal.origin}/inventory")
+    frame = dashboard(page)
+    kpis = frame.locator("article.ek-kind-kpi")
+    assert kpis.count() >= 2
+    assert frame.locator("article.ek-kind-kpi .ek-kpi-delta").count() == 0
+    assert "previous" not in (kpis.first.text_content() or "").lower()
+
+
 def test_a_promotion_goes_from_the_form_to_the_page(page: Page, portal: Portal) -> None:
     sign_in(page, portal, "anna@s001")
     page.goto(f"{portal.origin}/inventory")

@@ -1654,8 +1654,10 @@
     if ((delta === null || delta === undefined) && Number.isFinite(Number(previous)) && Number(previous) !== 0 && previous !== null) {
       delta = (value - Number(previous)) / Math.abs(Number(previous));
     }
-    let deltaEl;
-    if (previous === null || previous === undefined || delta === null || delta === undefined || !Number.isFinite(Number(delta))) {
+    let deltaEl = null;
+    if (kpi.compared === false) {
+      // No date range (a stock level, say): nothing to compare with, so no delta line.
+    } else if (previous === null || previous === undefined || delta === null || delta === undefined || !Number.isFinite(Number(delta))) {
       deltaEl = el("p", { class: "ek-kpi-delta is-none", text: "No previous data" });
     } else {
       const d = Number(delta);
@@ -1673,7 +1675,7 @@
       ]);
       deltaEl.title = "Previous period: " + formatNumber(previous, format);
     }
-    const parts = [valueEl, deltaEl];
+    const parts = deltaEl ? [valueEl, deltaEl] : [valueEl];
     if (kpi.range) parts.push(el("p", { class: "ek-kpi-range", text: capitalize(kpi.range) }));
     const spark = sparkline(Array.isArray(kpi.sparkline) ? kpi.sparkline : []);
     if (spark) parts.push(spark);

@@ -194,6 +194,8 @@ def _kpi(
         "delta": delta,
         "format": measure.format,
         "range": _range_text(ranged[0].date_range) if len(ranged) == 1 else None,
+        # False when there was no period to compare (no date range, or a fenced one).
+        "compared": compare,
         "sparkline": sparkline,
     }
     rows = [{measure.key: value}] if value is not None else []
