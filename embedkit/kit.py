@@ -355,7 +355,7 @@ class EmbedKit:
     ) -> dict[str, Any]:
         """What widget ``resource`` (``"dashboard/widget"``) shows ``principal``: the
         same JSON the embed page reads, computed in-process."""
-        grant = self._grant(resource, principal, locked)
+        grant = self._embedding.in_process_grant(resource, principal, locked)
         _, _, widget = resource.partition("/")
         return self._embedding.widget_data(grant, widget, params or {}).to_json()
 
@@ -369,20 +369,9 @@ class EmbedKit:
         locked: Mapping[str, Any] | None = None,
     ) -> bytes:
         """Widget ``resource`` drawn as SVG or PNG for ``principal`` (for emails, PDFs)."""
-        grant = self._grant(resource, principal, locked)
+        grant = self._embedding.in_process_grant(resource, principal, locked)
         _, _, widget = resource.partition("/")
         return self._embedding.image(grant, widget, params or {}, format)
-
-    def _grant(self, resource: str, principal: Principal, locked: Mapping[str, Any] | None) -> Any:
-        from embedkit.embed.service import grant_for
-
-        if "/" not in resource:
-            raise ValueError(f"name a widget as 'dashboard/widget', not {resource!r}")
-        try:
-            self._embedding.dashboard(resource)
-        except KeyError:
-            raise ValueError(f"no widget '{resource}'") from None
-        return grant_for(resource, principal, locked=locked, now=self._clock().timestamp())
 
     def asgi(self) -> Any:
         """A Starlette app serving embeds; mount it at any prefix of a Starlette or

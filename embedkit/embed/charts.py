@@ -10,13 +10,15 @@ here is UTC: a browser in any zone shows that wall-clock unchanged.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import altair as alt
 
+from embedkit.embed.custom_charts import custom_spec
 from embedkit.embed.fields import Field
 from embedkit.embed.resources import Widget
+from embedkit.embed.time_axes import GRAIN_AXES, grain_axis, label_expr
 
 __all__ = ["MAX_POINTS", "chart_spec", "number_formats"]
 
@@ -33,32 +35,6 @@ _LEGEND_SYMBOLS = 12
 _BUILT: dict[tuple[Any, ...], str] = {}
 
 
-class _Grain(NamedTuple):
-    unit: str  # UTC time unit: truncating a bucket to it changes nothing
-    axis: str  # d3 time format of axis labels
-    tip: str  # d3 time format of tooltips
-    aligned: str  # expression: a tick at ``datum.value`` falls on a bucket boundary
-
-
-_DAY_START = "utchours(datum.value) == 0 && utcminutes(datum.value) == 0"
-_MONTH_START = f"utcdate(datum.value) == 1 && {_DAY_START}"
-_TIME_TIP = "%b %-d, %Y %H:%M"
-_GRAINS: dict[str, _Grain] = {
-    "minute": _Grain(
-        "utcyearmonthdatehoursminutes", "%H:%M", _TIME_TIP, "utcseconds(datum.value) == 0"
-    ),
-    "hour": _Grain("utcyearmonthdatehours", "%H:%M", _TIME_TIP, "utcminutes(datum.value) == 0"),
-    "day": _Grain("utcyearmonthdate", "%b %-d", "%a %b %-d, %Y", _DAY_START),
-    "week": _Grain("utcyearmonthdate", "%b %-d", "%b %-d, %Y", _DAY_START),
-    "month": _Grain("utcyearmonth", "%b %Y", "%B %Y", _MONTH_START),
-    "quarter": _Grain(
-        "utcyearquarter", "Q%q %Y", "Q%q %Y", f"utcmonth(datum.value) % 3 == 0 && {_MONTH_START}"
-    ),
-    "year": _Grain("utcyear", "%Y", "%Y", f"utcmonth(datum.value) == 0 && {_MONTH_START}"),
-}
-# A time field without a grain: raw instants, shown to the second.
-_RAW = _Grain("utcyearmonthdatehoursminutesseconds", "", "%Y-%m-%d %H:%M:%S", "true")
-
 # Field.format -> (axis format, tooltip format), d3-format; ``$`` is the locale's currency.
 _NUMBER_FORMATS: dict[str | None, tuple[str, str]] = {
     "currency": ("$,.2~f", "$,.2f"),
@@ -74,18 +50,6 @@ def number_formats(fmt: str | None) -> tuple[str, str]:
     return _NUMBER_FORMATS.get(fmt, _NUMBER_FORMATS[None])
 
 
-def _grain(field: Field) -> _Grain:
-    return _GRAINS.get(field.grain or "", _RAW)
-
-
-def _label_expr(grain: _Grain) -> str:
-    """Blank the labels of ticks between buckets; minute and hour axes name each new day."""
-    if grain is _GRAINS["minute"] or grain is _GRAINS["hour"]:
-        day = "utcFormat(datum.value, '%b %-d')"
-        return f"({grain.aligned}) ? (({_DAY_START}) ? {day} : datum.label) : ''"
-    return f"({grain.aligned}) ? datum.label : ''"
-
-
 def _weekday(value: str, fmt: str) -> str:
     """An expression: the name of ISO weekday ``value`` (1 Monday .. 7 Sunday) in the
     chart's time-format locale, ``%a`` (Mon) or ``%A`` (Monday)."""
@@ -95,7 +59,7 @@ def _weekday(value: str, fmt: str) -> str:
 def _text(field: Field, value: str) -> str:
     """An expression: ``value`` (an expression of ``field``'s value) as the tooltip shows it."""
     if field.role == "time":
-        return f"utcFormat(toDate({value}), {_string(_grain(field).tip)})"
+        return f"utcFormat(toDate({value}), {_string(grain_axis(field).tip)})"
     if field.role == "measure":
         return f"format({value}, {_string(number_formats(field.format)[1])})"
     if field.part == "day_of_week":
@@ -113,7 +77,7 @@ def _tooltip(field: Field) -> alt.Tooltip:
     if field.part is not None:
         return alt.Tooltip(_shown(field), type="nominal", title=title)
     if field.role == "time":
-        unit, fmt = {"unit": _grain(field).unit}, _grain(field).tip
+        unit, fmt = {"unit": grain_axis(field).unit}, grain_axis(field).tip
         return alt.Tooltip(key, type="temporal", timeUnit=unit, format=fmt, title=title)
     if field.role == "measure":
         fmt = number_formats(field.format)[1]
@@ -168,9 +132,9 @@ def _position(channel: str, field: Field, *, discrete: bool, **extra: Any) -> An
     if field.role != "time":
         return cls(field.key, type="nominal", title=field.title, axis=alt.Axis(**axis), **extra)
     extra.pop("sort", None)  # buckets in time order
-    g = _grain(field)
-    if field.grain in _GRAINS:
-        axis.update(format=g.axis, labelExpr=_label_expr(g), labelOverlap=True)
+    g = grain_axis(field)
+    if field.grain in GRAIN_AXES:
+        axis.update(format=g.axis, labelExpr=label_expr(g), labelOverlap=True)
         extra["timeUnit"] = {"unit": g.unit}
     if discrete:
         # One band per bucket, whatever the grain (a week's bar starts on its own day).
@@ -267,7 +231,7 @@ def _colour(values: _Values, split: Field | None) -> Any:
             split.key, type="nominal", title=split.title, sort="ascending", legend=legend
         )
     if split is not None and split.role == "time" and values.series == split.key:
-        g = _grain(split)
+        g = grain_axis(split)
         legend.format = g.tip
         unit = {"unit": g.unit}
         return alt.Color(split.key, type="ordinal", timeUnit=unit, title=split.title, legend=legend)
@@ -359,51 +323,6 @@ def _heatmap(widget: Widget, fields: Sequence[Field], base: alt.Chart) -> alt.Ch
     return rects
 
 
-def _strip_data(node: Any) -> None:
-    """Remove the data of every sub-chart (layer, concat, facet and repeat members)."""
-    children = [getattr(node, "spec", None)]
-    for attr in ("layer", "hconcat", "vconcat", "concat"):
-        value = getattr(node, attr, None)
-        children += value if isinstance(value, list) else []
-    for child in children:
-        if child is not None and hasattr(child, "data"):
-            child.data = alt.Undefined
-            _strip_data(child)
-
-
-def _foreign_data(node: Any) -> bool:
-    """Does a spec (as a dict) read data other than the named ``rows`` (or a generator)?"""
-    if isinstance(node, Mapping):
-        data = node["data"] if isinstance(node.get("data"), Mapping) else {}
-        if "url" in data or "values" in data or data.get("name", "rows") != "rows":
-            return True  # (Altair names a lookup's DataFrame, put in datasets)
-        return any(_foreign_data(v) for v in node.values())
-    if isinstance(node, list):
-        return any(_foreign_data(v) for v in node)
-    return False
-
-
-def _custom(widget: Widget, height: int) -> dict[str, Any]:
-    chart = widget.chart
-    if chart is None or not hasattr(chart, "to_dict") or not hasattr(chart, "copy"):
-        raise ValueError(f"widget '{widget.name}': kind='altair' needs chart=alt.Chart(...)")
-    chart = chart.copy(deep=True, ignore=["data"])  # the developer's sample data stays put
-    chart.data = alt.NamedData("rows")
-    _strip_data(chart)
-    spec: dict[str, Any] = chart.to_dict()
-    spec.pop("config", None)
-    if spec.pop("datasets", None) or _foreign_data(spec):  # e.g. a lookup in other data
-        raise ValueError(
-            f"widget '{widget.name}': the chart may only read the widget's rows "
-            "(no data URLs or inline values)"
-        )
-    if "layer" in spec or "mark" in spec:
-        spec.setdefault("width", "container")
-        spec.setdefault("height", height)
-        spec.setdefault("autosize", dict(_AUTOSIZE))
-    return spec
-
-
 def chart_spec(
     widget: Widget, fields: Sequence[Field], *, title: str, height: int = 260
 ) -> dict[str, Any] | None:
@@ -422,7 +341,7 @@ def chart_spec(
     if widget.kind in ("kpi", "table"):
         return None
     if widget.kind == "altair":
-        spec = _custom(widget, height)
+        spec = custom_spec(widget, height, autosize=_AUTOSIZE)
     else:
         shape = (widget.kind, widget.x, widget.y, widget.color, widget.stack, widget.horizontal)
         key = (shape, tuple(fields), height)

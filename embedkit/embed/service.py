@@ -187,6 +187,18 @@ class Embedder:
                 raise TokenError("invalid", "embed token already used")
             self._spent[grant.jti] = grant.expires_at
 
+    def in_process_grant(
+        self, resource: str, principal: Principal, locked: Mapping[str, Any] | None
+    ) -> Grant:
+        """A grant for a host-side call on one widget (``"dashboard/widget"``), no token."""
+        if "/" not in resource:
+            raise ValueError(f"name a widget as 'dashboard/widget', not {resource!r}")
+        try:
+            self.dashboard(resource)
+        except KeyError:
+            raise ValueError(f"no widget '{resource}'") from None
+        return grant_for(resource, principal, locked=locked, now=self._now().timestamp())
+
     def grant(self, session: str) -> Grant:
         return self.tokens.verify_session(session)
 
