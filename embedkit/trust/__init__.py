@@ -1,0 +1,1 @@
+"""Trust: data contracts, quarantine, SLOs, metrics, status and catalog."""
