@@ -17,6 +17,7 @@ from embedkit.embed.settings import EmbedSettings
 from embedkit.embed.theme import Theme
 from embedkit.errors import (
     AccessDenied,
+    BatchRejected,
     ConfigError,
     DataLoadError,
     EmbedKitError,
@@ -35,16 +36,24 @@ from embedkit.result import QueryResult
 from embedkit.security.rules import ColumnRule, Principal, RowRule
 from embedkit.semantic.members import Dimension, Join, Measure, Segment, TimeDimension
 from embedkit.semantic.model import Model
+from embedkit.trust.contract import Contract
+from embedkit.trust.ingest import BatchReport
+from embedkit.trust.quarantine import Quarantine, QuarantinedRow
+from embedkit.trust.slo import SLO
 
 __version__ = "0.1.0"
 
 __all__ = [
     "QUERY_JSON_SCHEMA",
+    "SLO",
     "SQL",
     "AccessDenied",
     "And",
+    "BatchRejected",
+    "BatchReport",
     "ColumnRule",
     "ConfigError",
+    "Contract",
     "Dashboard",
     "DataLoadError",
     "Dataset",
@@ -63,6 +72,8 @@ __all__ = [
     "Or",
     "Principal",
     "Problem",
+    "Quarantine",
+    "QuarantinedRow",
     "Query",
     "QueryError",
     "QueryResult",

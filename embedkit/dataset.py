@@ -11,12 +11,16 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from embedkit.security.rules import ColumnRule, RowRule
 from embedkit.semantic.members import Dimension, Join, Measure, Segment, TimeDimension
+from embedkit.trust.contract import Contract
 
-__all__ = ["SQL", "Dataset", "FileFormat", "Source"]
+if TYPE_CHECKING:
+    from embedkit.trust.slo import SLO
+
+__all__ = ["SQL", "Dataset", "FileFormat", "Source", "load_order"]
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -54,6 +58,10 @@ class Dataset:
         time: the main time column; it becomes a time dimension and rows are
             clustered by it after the tenant key.
         format: file format when the extension does not tell.
+        contract: the :class:`~embedkit.Contract` its rows must satisfy; rows that
+            break it are quarantined, never served (see docs/trust.md).
+        slo: the :class:`~embedkit.SLO` it promises (availability, latency,
+            freshness, defect rate), measured continuously.
     """
 
     name: str
@@ -72,6 +80,8 @@ class Dataset:
     row_rules: Sequence[RowRule] = ()
     column_rules: Sequence[ColumnRule] = ()
     format: FileFormat | None = None
+    contract: Contract | None = None
+    slo: SLO | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -89,6 +99,12 @@ class Dataset:
             and not (isinstance(key, Sequence) and all(isinstance(c, str) for c in key))
         ):
             raise TypeError(f"{where}: primary_key must be a column name or a list of them")
+        if self.contract is not None and not isinstance(self.contract, Contract):
+            raise TypeError(f"{where}: contract must be a Contract(...), got {self.contract!r}")
+        from embedkit.trust.slo import SLO
+
+        if self.slo is not None and not isinstance(self.slo, SLO):
+            raise TypeError(f"{where}: slo must be an SLO(...), got {self.slo!r}")
         # Shorthand: dimensions=["status"] means Dimension("status").
         dims = tuple(Dimension(d) if isinstance(d, str) else d for d in self.dimensions)
         object.__setattr__(self, "dimensions", dims)
@@ -148,3 +164,26 @@ def file_format(dataset: Dataset) -> FileFormat | None:
         if suffix.endswith(ext):
             return fmt
     return None
+
+
+def load_order(datasets: Sequence[Dataset]) -> list[Dataset]:
+    """Datasets in the order they can load: files before SQL over them, and a dataset
+    before those whose contract references it (cycles keep the given order)."""
+    ordered = sorted(datasets, key=lambda d: isinstance(d.source, SQL))
+    names = {d.name for d in ordered}
+    placed: list[Dataset] = []
+    pending = list(ordered)
+    while pending:
+        for ds in pending:
+            targets = {
+                t.partition(".")[0]
+                for t in (ds.contract.references.values() if ds.contract else ())
+            }
+            waiting = (targets & names) - {p.name for p in placed} - {ds.name}
+            if not waiting:
+                break
+        else:
+            ds = pending[0]
+        pending.remove(ds)
+        placed.append(ds)
+    return placed

@@ -6,6 +6,8 @@ Catch :class:`EmbedKitError` for all of them, or a precise subclass::
     ├── ModelError                the model (datasets, members, rules) is wrong;
     │                             raised at registration with *all* problems listed
     ├── DataLoadError             a dataset's source cannot be read or stored
+    │   └── BatchRejected         an append was refused whole (too many bad rows, or
+    │                             columns the dataset does not have); nothing stored
     ├── QueryError                a query is malformed or names things that do not exist
     │   └── UnknownMemberError    a member name is not in the model (lists valid names)
     ├── AccessDenied              the principal may not run this query (missing claim,
@@ -23,10 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "AccessDenied",
+    "BatchRejected",
     "ConfigError",
     "DataLoadError",
     "EmbedKitError",
@@ -77,6 +80,18 @@ class ModelError(EmbedKitError):
 
 class DataLoadError(EmbedKitError):
     """A dataset's source could not be read or stored."""
+
+
+class BatchRejected(DataLoadError):
+    """An append (or a replay) was refused whole; nothing of it was stored.
+
+    ``report`` holds the counts per rule and tenant when the contract refused it
+    (too many bad rows), None when the batch itself did not fit the dataset.
+    """
+
+    def __init__(self, message: str, *, report: Any = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class QueryError(EmbedKitError):

@@ -7,15 +7,13 @@ A request flows: query (Python or JSON) -> :func:`embedkit.scope.scope` ->
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from embedkit.compile import TOTAL_COLUMN, Compiler
-from embedkit.dataset import NAME_PATTERN, SQL, Dataset
+from embedkit.dataset import NAME_PATTERN, Dataset, load_order
 from embedkit.embed.keys import SigningKey
 from embedkit.embed.resources import Dashboard
 from embedkit.embed.service import Embedder
@@ -24,19 +22,22 @@ from embedkit.embed.theme import Theme
 from embedkit.embed.tokens import Tokens
 from embedkit.engines.duckdb import DuckDBStore
 from embedkit.engines.shards import SHARD_ROWS
-from embedkit.errors import DataLoadError, ModelError, Problem, QueryError
+from embedkit.errors import DataLoadError, ModelError, Problem
 from embedkit.plan import ScopedQuery
-from embedkit.query.compare import comparisons, range_of
 from embedkit.query.spec import Query
-from embedkit.result import QueryResult, with_metadata
+from embedkit.result import QueryResult
+from embedkit.runner import Engine, QueryRunner
 from embedkit.scope import scope
 from embedkit.security.rules import Principal
 from embedkit.semantic.model import Model
 from embedkit.semantic.validate import resolve
+from embedkit.trust.contract import Contract
+from embedkit.trust.ingest import BatchReport
+from embedkit.trust.monitor import Monitor
+from embedkit.trust.quarantine import Quarantine
+from embedkit.trust.service import Trust
 
 __all__ = ["EmbedKit"]
-
-Engine = Literal["duckdb", "polars"]
 
 
 class EmbedKit:
@@ -77,10 +78,16 @@ class EmbedKit:
             database, memory_limit=memory_limit, threads=threads, shard_rows=shard_rows
         )
         self._model = Model(datasets={})
-        self._compiler = Compiler("duckdb")
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
-        self._polars: Any = None
+        self._trust = Trust(self._store, self._clock)
+        self._runner = QueryRunner(
+            self._store,
+            self._trust,
+            self._clock,
+            lambda: self._model,
+            lambda q, p: self.scope(q, principal=p),
+        )
         if secret is not None and keys:
             raise TypeError("pass either secret= or keys=, not both")
         signing = [SigningKey("default", secret=secret)] if secret is not None else list(keys)
@@ -127,8 +134,8 @@ class EmbedKit:
                 raise TypeError(f"register() takes Dataset objects, not {type(ds).__name__}")
         problems: list[Problem] = []
         loaded: list[Dataset] = []
-        # Datasets defined by SQL read other datasets, so they load after the files.
-        ordered = sorted(datasets, key=lambda d: isinstance(d.source, SQL))
+        reports: list[BatchReport] = []
+        ordered = load_order(datasets)
         with self._lock:
             names = [d.name for d in datasets]
             for ds in ordered:
@@ -152,12 +159,14 @@ class EmbedKit:
                 try:
                     known = {n: d.definition for n, d in self._model.datasets.items()}
                     known.update({d.name: d for d in loaded})
-                    self._store.load(ds, known)
+                    reports.append(self._store.load(ds, known, now=self._clock()))
                     loaded.append(ds)
                 except DataLoadError as err:
                     problems.append(
                         Problem(ds.name, "source", str(err).removeprefix(f"dataset '{ds.name}': "))
                     )
+                except ModelError as err:
+                    problems.extend(err.problems)
             try:
                 model = resolve(loaded, self._store, existing=self._model)
             except ModelError as err:
@@ -167,9 +176,8 @@ class EmbedKit:
                     self._store.drop(ds.name)
                 raise ModelError(problems)
             self._model = model
-            # Compiled shapes and Polars frames belong to the previous model.
-            self._compiler = Compiler("duckdb")
-            self._polars = None
+            self._trust.registered(loaded, reports)
+            self._runner.reset()
 
     def register_yaml(self, path: str | Path, *, data_dir: str | Path | None = None) -> None:
         """Register the datasets described by a YAML file or a folder of them.
@@ -193,6 +201,38 @@ class EmbedKit:
     def data_versions(self) -> Mapping[str, int]:
         """Each dataset's data version; it grows with every change of its rows."""
         return dict(self._store.versions)
+
+    # -- trust: appends, contracts, quarantine, monitoring --------------------------------
+
+    def append(self, dataset: str, rows: Any, *, batch: str | None = None) -> BatchReport:
+        """Add ``rows`` to ``dataset``, checked against its contract, atomically.
+
+        ``rows`` is a pyarrow Table, a Polars DataFrame, a list of dicts or a dict
+        of columns. Rows that pass are stored and rows that break the contract
+        are quarantined, in one transaction: a query running meanwhile sees the
+        data before or after, never part of it. The data version of the dataset
+        (and of SQL datasets built on it) moves on. Raises
+        :class:`~embedkit.errors.BatchRejected`, with nothing stored, when more
+        than the contract's ``reject_above`` share of rows fail or the batch has
+        columns the dataset does not.
+        """
+        return self._trust.append(dataset, rows, batch=batch)
+
+    def set_contract(self, dataset: str, contract: Contract) -> None:
+        """Put a new contract in force for ``dataset`` (for the next append or replay;
+        stored rows are not checked again)."""
+        self._trust.set_contract(dataset, contract)
+
+    @property
+    def quarantine(self) -> Quarantine:
+        """Rows that broke a contract: count, read, replay after a fix, discard."""
+        return self._trust.quarantine
+
+    @property
+    def monitor(self) -> Monitor:
+        """Query counts, latencies, rows received and SLO objectives per dataset, and
+        the query log (``kit.monitor.log()``, ``.log_frame()``, ``.export_log()``)."""
+        return self._trust.monitor
 
     # -- queries ---------------------------------------------------------------------
 
@@ -219,62 +259,9 @@ class EmbedKit:
 
         ``query`` is a :class:`~embedkit.Query` or its JSON form (Cube's format
         where they overlap). Only rows the principal may see are ever read.
+        Every query is counted in :attr:`monitor` (SLOs, metrics, the query log).
         """
-        q = query if isinstance(query, Query) else Query.from_json(query)
-        compares = comparisons(q, self._clock())
-        if compares:
-            first, *others = [
-                replace(self._run(c, principal, engine), date_range=range_of(c)) for c in compares
-            ]
-            previous = others[0] if q.compare == "previous_period" else None
-            return replace(first, previous=previous, comparisons=tuple(others))
-        return self._run(q, principal, engine)
-
-    def _run(self, q: Query, principal: Principal, engine: Engine) -> QueryResult:
-        t0 = time.perf_counter()
-        scoped = self.scope(q, principal=principal)
-        t1 = time.perf_counter()
-        if engine == "duckdb":
-            compiled = self._compiler.compile(scoped)
-            t2 = time.perf_counter()
-            table, _ = self._store.execute(compiled)
-            sql = compiled.sql
-        elif engine == "polars":
-            from embedkit.engines.polars import PolarsEngine, execute
-
-            if self._polars is None:
-                self._polars = PolarsEngine(self._store.arrow)
-            planned = self._polars.compile(scoped)
-            t2 = time.perf_counter()
-            table = execute(planned)
-            sql = ""
-        else:
-            raise QueryError(f"unknown engine {engine!r}; engines are: duckdb, polars")
-        t3 = time.perf_counter()
-        total: int | None = None
-        if TOTAL_COLUMN in table.column_names:
-            column = table.column(TOTAL_COLUMN)
-            total = (
-                int(column[0].as_py()) if table.num_rows else _count_all(self, q, principal, engine)
-            )
-            table = table.drop_columns([TOTAL_COLUMN])
-        timings = {
-            "scope_ms": (t1 - t0) * 1e3,
-            "compile_ms": (t2 - t1) * 1e3,
-            "execute_ms": (t3 - t2) * 1e3,
-            "total_ms": (time.perf_counter() - t0) * 1e3,
-        }
-        table = with_metadata(
-            table, sql=sql, engine=engine, timings=timings, data_versions=scoped.data_versions
-        )
-        return QueryResult(
-            table=table,
-            sql=sql,
-            engine=engine,
-            timings=timings,
-            data_versions=scoped.data_versions,
-            total=total,
-        )
+        return self._runner.query(query, principal=principal, engine=engine)
 
     # -- embedding -------------------------------------------------------------------
 
@@ -384,12 +371,3 @@ class EmbedKit:
     def close(self) -> None:
         """Close the database."""
         self._store.close()
-
-
-def _count_all(kit: EmbedKit, q: Query, principal: Principal, engine: Engine) -> int:
-    """The row count when the page is empty (limit 0, or offset past the end), so no
-    row carried it."""
-    if q.offset in (None, 0) and q.limit != 0:
-        return 0
-    result = kit._run(replace(q, limit=None, offset=None, total=False), principal, engine)
-    return result.num_rows

@@ -14,6 +14,7 @@ import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,26 @@ from sqlglot import exp
 from embedkit.compile import STORE, CompiledQuery, stored_table
 from embedkit.dataset import SQL, Dataset, file_format
 from embedkit.engines import shards
-from embedkit.engines.sql_datasets import materialisation
-from embedkit.errors import DataLoadError, ExecutionError, first_line
+from embedkit.engines.sql_datasets import materialisation, read_datasets
+from embedkit.errors import DataLoadError, ExecutionError, ModelError, first_line
+from embedkit.trust.checks import Reference
+from embedkit.trust.contract import Contract, validate
+from embedkit.trust.ingest import (
+    BatchReport,
+    binder_problem,
+    check,
+    count,
+    create_quarantine,
+    forget_registration,
+    good_rows,
+    new_batch_id,
+    quarantine_bad_rows,
+    reject_problem,
+)
 
 __all__ = ["DuckDBStore"]
 
-_LOAD_VIEW = "__embedkit_load"
+_STAGE = "__embedkit_stage"
 # DuckDB 2 warns that Arrow output of execute() copies the rows; for aggregated
 # results the copy is cheaper than the relation API's extra bind (see execute()).
 warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
@@ -85,71 +100,145 @@ class DuckDBStore:
             self._con.execute("SET enable_external_access = false")
             self._con.execute("SET TimeZone = 'UTC'")
             self._con.execute("SET lock_configuration = true")
+            create_quarantine(self._con)
         except duckdb.Error as err:
             raise DataLoadError(f"cannot open DuckDB database {str(database)!r}: {err}") from None
         self._lock = threading.RLock()
         self._columns: dict[str, dict[str, str]] = {}
         self.versions: dict[str, int] = {}
+        #: the definition each stored dataset was loaded from
+        self.definitions: dict[str, Dataset] = {}
+        #: the datasets each SQL dataset reads (rebuilt when one of them changes)
+        self.reads: dict[str, frozenset[str]] = {}
         #: tenant -> shard of each dataset stored in shards (see engines/shards.py)
         self.shards: dict[str, dict[Any, int]] = {}
 
     # -- loading -------------------------------------------------------------------
 
-    def load(self, dataset: Dataset, registered: Mapping[str, Dataset] | None = None) -> None:
-        """Read ``dataset``'s source and store it clustered by tenant key, then time.
+    def load(
+        self,
+        dataset: Dataset,
+        registered: Mapping[str, Dataset] | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> BatchReport:
+        """Read ``dataset``'s source, check it against its contract, and store the rows
+        that pass clustered by tenant key, then time; the others go to quarantine.
 
-        ``registered`` holds the datasets a SQL source may read (stored already).
+        ``registered`` holds the datasets a SQL source or a reference may read
+        (stored already). Raises DataLoadError (unreadable source) or ModelError
+        (a contract that cannot hold, or a source above its reject share).
         """
         name = dataset.name
+        contract = dataset.contract or Contract()
+        moment = now or datetime.now(UTC)
         with self._lock:
             if name in self._columns:
                 raise DataLoadError(f"dataset '{name}' is already registered")
             order = [c for c in (dataset.tenant_key, dataset.time) if c]
+            known = {n: d for n, d in (registered or {}).items() if n in self._columns}
             if isinstance(dataset.source, SQL):
-                known = {n: d for n, d in (registered or {}).items() if n in self._columns}
                 body = materialisation(dataset, known)
+                self.reads[name] = read_datasets(dataset, known)
+                try:
+                    self._con.execute(
+                        f"CREATE OR REPLACE TEMP TABLE {_STAGE} AS {body.sql('duckdb')}"
+                    )
+                except duckdb.Error as err:
+                    raise _store_error(dataset, err) from None
             else:
-                data = self._arrow_source(dataset)
-                missing = [c for c in order if c not in data.column_names]
-                if missing:
-                    order = [c for c in order if c in data.column_names]
-                self._con.register(_LOAD_VIEW, data)
-                body = exp.select(exp.Star()).from_(exp.table_(_LOAD_VIEW, quoted=True))
+                self._con.register(_STAGE, self._arrow_source(dataset))
             try:
-                if order:
-                    source = exp.Subquery(
-                        this=body, alias=exp.TableAlias(this=exp.to_identifier("src"))
+                source = exp.table_(_STAGE, quoted=True)
+                columns = self._con.execute(f"DESCRIBE {_STAGE}").fetchall()
+                problems = validate(
+                    name,
+                    contract,
+                    {str(r[0]): str(r[1]) for r in columns},
+                    time=dataset.time,
+                    columns_of=lambda other: self._columns.get(other),
+                )
+                if problems:
+                    raise ModelError(problems)
+                try:
+                    checked, params, types = check(
+                        self._con,
+                        source=source,
+                        target_types=None,
+                        contract=contract,
+                        tenant_key=None if dataset.public is True else dataset.tenant_key,
+                        existing=None,
+                        reference=lambda target: self._reference(target, known),
                     )
-                    body = (
-                        exp.select(exp.Star())
-                        .from_(source)
-                        .order_by(*[exp.column(c, quoted=True) for c in order])
+                    rows = checked.subquery("k")
+                    report = count(
+                        self._con,
+                        rows,
+                        params,
+                        dataset=name,
+                        contract=contract,
+                        batch=new_batch_id(),
+                        origin="register",
+                        now=moment,
                     )
-                # A database file keeps last run's copy; the source is the truth.
-                shards.clear(self._con, name)
-                create = exp.Create(this=stored_table(name), kind="TABLE", expression=body)
-                self._con.execute(create.sql("duckdb"))
-                if dataset.tenant_key and dataset.public is not True and order:
-                    routes = shards.split(
-                        self._con, name, dataset.tenant_key, order, self._shard_rows
-                    )
-                    if routes is not None:
-                        self.shards[name] = routes
-            except duckdb.Error as err:
-                if isinstance(dataset.source, SQL) and "REPLACE" in str(err):
-                    raise DataLoadError(
-                        f"dataset '{name}': its SQL must select the tenant key column "
-                        f"'{dataset.tenant_key}'"
-                    ) from None
-                raise DataLoadError(
-                    f"dataset '{name}': cannot store its rows: {first_line(err)}"
-                ) from None
+                except duckdb.Error as err:
+                    raise ModelError([binder_problem(name, err)]) from None
+                if report.rejected:
+                    raise ModelError([reject_problem(report, contract)])
+                order = [c for c in order if c in types]
+                self._con.execute("BEGIN")
+                try:
+                    # A database file keeps last run's copy; the source is the truth.
+                    forget_registration(self._con, name)
+                    quarantine_bad_rows(self._con, rows, params, report)
+                    self._store(self._con, dataset, good_rows(rows, list(types)), params, order)
+                    self._con.execute("COMMIT")
+                except duckdb.Error as err:
+                    self._con.execute("ROLLBACK")
+                    raise _store_error(dataset, err) from None
             finally:
-                if not isinstance(dataset.source, SQL):
-                    self._con.unregister(_LOAD_VIEW)
-            rows = self._con.sql(f"DESCRIBE {stored_table(name).sql('duckdb')}")
-            self._columns[name] = {r[0]: r[1] for r in rows.fetchall()}
+                if isinstance(dataset.source, SQL):
+                    self._con.execute(f"DROP TABLE IF EXISTS {_STAGE}")
+                else:
+                    self._con.unregister(_STAGE)
+            rows_desc = self._con.sql(f"DESCRIBE {stored_table(name).sql('duckdb')}")
+            self._columns[name] = {r[0]: r[1] for r in rows_desc.fetchall()}
+            self.definitions[name] = dataset
             self.versions[name] = 1
+            return report
+
+    def _store(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        dataset: Dataset,
+        body: exp.Query,
+        params: list[Any],
+        order: list[str],
+    ) -> None:
+        """(Re)create ``dataset``'s table from ``body``, sorted, and split it into shards."""
+        name = dataset.name
+        if order:
+            body = (
+                exp.select(exp.Star())
+                .from_(body.subquery("src"))
+                .order_by(*[exp.column(c, quoted=True) for c in order])
+            )
+        shards.clear(con, name)
+        create = exp.Create(this=stored_table(name), kind="TABLE", expression=body)
+        con.execute(create.sql("duckdb"), params)
+        self.shards.pop(name, None)
+        if dataset.tenant_key and dataset.public is not True and order:
+            routes = shards.split(con, name, dataset.tenant_key, order, self._shard_rows)
+            if routes is not None:
+                self.shards[name] = routes
+
+    def _reference(self, target: str, known: Mapping[str, Dataset]) -> Reference:
+        other, _, column = target.partition(".")
+        definition = known.get(other) or self.definitions.get(other)
+        tenant_key = None
+        if definition is not None and definition.public is not True:
+            tenant_key = definition.tenant_key
+        return Reference(stored_table(other), column, tenant_key)
 
     def _arrow_source(self, dataset: Dataset) -> pa.Table:
         src = dataset.source
@@ -263,12 +352,24 @@ class DuckDBStore:
         """Forget a dataset (used to undo a registration that failed its checks)."""
         with self._lock:
             shards.clear(self._con, dataset)
+            forget_registration(self._con, dataset)
+            self.definitions.pop(dataset, None)
+            self.reads.pop(dataset, None)
             self._columns.pop(dataset, None)
             self.versions.pop(dataset, None)
             self.shards.pop(dataset, None)
 
     def close(self) -> None:
         self._con.close()
+
+
+def _store_error(dataset: Dataset, err: duckdb.Error) -> DataLoadError:
+    if isinstance(dataset.source, SQL) and "REPLACE" in str(err):
+        return DataLoadError(
+            f"dataset '{dataset.name}': its SQL must select the tenant key column "
+            f"'{dataset.tenant_key}'"
+        )
+    return DataLoadError(f"dataset '{dataset.name}': cannot store its rows: {first_line(err)}")
 
 
 def _read_json(path: str) -> pl.LazyFrame:

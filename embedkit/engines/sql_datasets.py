@@ -25,7 +25,7 @@ from embedkit.dataset import SQL, Dataset
 from embedkit.errors import DataLoadError
 from embedkit.semantic.expressions import parse_error_text
 
-__all__ = ["materialisation"]
+__all__ = ["materialisation", "read_datasets"]
 
 _TENANTS = "__embedkit_tenants"
 _TENANT = "__embedkit_tenant"
@@ -157,3 +157,15 @@ def _per_tenant(tree: exp.Query, tenant_key: str, sources: Mapping[str, Dataset]
         .from_(exp.alias_(tenants.subquery(), _TENANTS, table=True, quoted=True))
         .join(lateral)
     )
+
+
+def read_datasets(dataset: Dataset, registered: Mapping[str, Dataset]) -> frozenset[str]:
+    """The registered datasets ``dataset``'s SQL reads (it is rebuilt when they change)."""
+    assert isinstance(dataset.source, SQL)
+    tree = sqlglot.parse_one(dataset.source.query, read="duckdb")
+    assert isinstance(tree, exp.Query)
+
+    def fail(message: str) -> DataLoadError:
+        return DataLoadError(f"dataset '{dataset.name}': {message}")
+
+    return frozenset(t.name for t in _base_tables(tree, fail, registered))

@@ -149,6 +149,18 @@ def _dataset(entry: Any, where: str, base: Path, problems: list[Problem]) -> Dat
             else:
                 built.append(member)
         kwargs[key] = tuple(built)
+    for key, build in (("contract", _contract), ("slo", _slo)):
+        if key in kwargs:
+            value = kwargs[key]
+            if not isinstance(value, Mapping):
+                problems.append(_problem(label, key, "must be a mapping of its settings"))
+                ok = False
+                continue
+            try:
+                kwargs[key] = build(value, f"{where}.{key}")
+            except (TypeError, ValueError) as err:
+                problems.append(_problem(label, key, str(err)))
+                ok = False
     if not ok:
         return None
     kwargs["meta"] = {**(kwargs.get("meta") or {}), "yaml": where}
@@ -157,6 +169,18 @@ def _dataset(entry: Any, where: str, base: Path, problems: list[Problem]) -> Dat
     except TypeError as err:
         problems.append(_problem(label, None, str(err)))
         return None
+
+
+def _contract(value: Mapping[str, Any], where: str) -> Any:
+    from embedkit.trust.contract import Contract
+
+    return Contract.from_mapping(value)
+
+
+def _slo(value: Mapping[str, Any], where: str) -> Any:
+    from embedkit.trust.slo import SLO
+
+    return SLO.from_mapping(value, where)
 
 
 def _build(

@@ -1,0 +1,153 @@
+"""Running a query: scope, compile, execute on an engine, wrap, and count it.
+
+Private; :meth:`embedkit.EmbedKit.query` delegates here. Every query, answered
+or refused, is recorded in the trust monitor (SLOs, metrics, the query log).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Literal
+
+from embedkit.compile import TOTAL_COLUMN, Compiler
+from embedkit.engines.duckdb import DuckDBStore
+from embedkit.errors import QueryError
+from embedkit.plan import ScopedQuery
+from embedkit.query.compare import comparisons, range_of
+from embedkit.query.spec import Query
+from embedkit.result import QueryResult, with_metadata
+from embedkit.security.rules import Principal
+from embedkit.semantic.model import Model
+from embedkit.trust.service import Trust
+
+__all__ = ["Engine", "QueryRunner"]
+
+Engine = Literal["duckdb", "polars"]
+
+
+class QueryRunner:
+    """Answers queries over one store; reset when the model changes."""
+
+    def __init__(
+        self,
+        store: DuckDBStore,
+        trust: Trust,
+        clock: Callable[[], datetime],
+        model: Callable[[], Model],
+        scope: Callable[[Query, Principal], ScopedQuery],
+    ) -> None:
+        self._store, self._trust, self._clock = store, trust, clock
+        self._model, self._scope = model, scope
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget compiled shapes and Polars frames (they belong to the previous model)."""
+        self._compiler = Compiler("duckdb")
+        self._polars: Any = None
+
+    def query(
+        self, query: Query | Mapping[str, Any], *, principal: Principal, engine: Engine
+    ) -> QueryResult:
+        """Answer ``query`` for ``principal`` and record it in the monitor."""
+        started = time.perf_counter()
+        q: Query | None = None
+        try:
+            q = query if isinstance(query, Query) else Query.from_json(query)
+            result = self._answer(q, principal, engine)
+        except Exception as err:
+            self._trust.record_query(
+                datasets=_datasets_named(q, self._model()),
+                tenant=str(principal.tenant) if isinstance(principal, Principal) else None,
+                seconds=time.perf_counter() - started,
+                rows=0,
+                error=err,
+                query=q.to_json() if q is not None else None,
+                data_versions=None,
+            )
+            raise
+        self._trust.record_query(
+            datasets=list(result.data_versions),
+            tenant=str(principal.tenant),
+            seconds=time.perf_counter() - started,
+            rows=result.num_rows,
+            error=None,
+            query=q.to_json(),
+            data_versions=result.data_versions,
+        )
+        return result
+
+    def _answer(self, q: Query, principal: Principal, engine: Engine) -> QueryResult:
+        compares = comparisons(q, self._clock())
+        if compares:
+            first, *others = [
+                replace(self._run(c, principal, engine), date_range=range_of(c)) for c in compares
+            ]
+            previous = others[0] if q.compare == "previous_period" else None
+            return replace(first, previous=previous, comparisons=tuple(others))
+        return self._run(q, principal, engine)
+
+    def _run(self, q: Query, principal: Principal, engine: Engine) -> QueryResult:
+        t0 = time.perf_counter()
+        scoped = self._scope(q, principal)
+        t1 = time.perf_counter()
+        if engine == "duckdb":
+            compiled = self._compiler.compile(scoped)
+            t2 = time.perf_counter()
+            table, _ = self._store.execute(compiled)
+            sql = compiled.sql
+        elif engine == "polars":
+            from embedkit.engines.polars import PolarsEngine, execute
+
+            if self._polars is None:
+                self._polars = PolarsEngine(self._store.arrow)
+            planned = self._polars.compile(scoped)
+            t2 = time.perf_counter()
+            table = execute(planned)
+            sql = ""
+        else:
+            raise QueryError(f"unknown engine {engine!r}; engines are: duckdb, polars")
+        t3 = time.perf_counter()
+        total: int | None = None
+        if TOTAL_COLUMN in table.column_names:
+            column = table.column(TOTAL_COLUMN)
+            total = (
+                int(column[0].as_py()) if table.num_rows else self._count_all(q, principal, engine)
+            )
+            table = table.drop_columns([TOTAL_COLUMN])
+        timings = {
+            "scope_ms": (t1 - t0) * 1e3,
+            "compile_ms": (t2 - t1) * 1e3,
+            "execute_ms": (t3 - t2) * 1e3,
+            "total_ms": (time.perf_counter() - t0) * 1e3,
+        }
+        table = with_metadata(
+            table, sql=sql, engine=engine, timings=timings, data_versions=scoped.data_versions
+        )
+        return QueryResult(
+            table=table,
+            sql=sql,
+            engine=engine,
+            timings=timings,
+            data_versions=scoped.data_versions,
+            total=total,
+        )
+
+    def _count_all(self, q: Query, principal: Principal, engine: Engine) -> int:
+        """The row count when the page is empty (limit 0, or offset past the end), so no
+        row carried it."""
+        if q.offset in (None, 0) and q.limit != 0:
+            return 0
+        result = self._run(replace(q, limit=None, offset=None, total=False), principal, engine)
+        return result.num_rows
+
+
+def _datasets_named(q: Query | None, model: Model) -> list[str]:
+    """The registered datasets a query names (for a query that failed before scoping)."""
+    if q is None:
+        return []
+    names = {m.split(".")[0] for m in (*q.measures, *q.dimensions)}
+    names |= {t.dimension.split(".")[0] for t in q.time}
+    return sorted(n for n in names if n in model.datasets)
