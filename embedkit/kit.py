@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from embedkit.dataset import NAME_PATTERN, Dataset, load_order
+from embedkit.dataset import Dataset
 from embedkit.embed.keys import SigningKey
 from embedkit.embed.resources import Dashboard
 from embedkit.embed.service import Embedder
@@ -22,15 +22,15 @@ from embedkit.embed.theme import Theme
 from embedkit.embed.tokens import Tokens
 from embedkit.engines.duckdb import DuckDBStore
 from embedkit.engines.shards import SHARD_ROWS
-from embedkit.errors import DataLoadError, ModelError, Problem
+from embedkit.errors import ModelError
 from embedkit.plan import ScopedQuery
 from embedkit.query.spec import Query
+from embedkit.registration import register
 from embedkit.result import QueryResult
 from embedkit.runner import Engine, QueryRunner
 from embedkit.scope import scope
 from embedkit.security.rules import Principal
 from embedkit.semantic.model import Model
-from embedkit.semantic.validate import resolve
 from embedkit.trust.contract import Contract
 from embedkit.trust.ingest import BatchReport
 from embedkit.trust.monitor import Monitor
@@ -59,6 +59,9 @@ class EmbedKit:
             rotation or asymmetric (EdDSA, ES256) signatures; the first one signs.
         embed: :class:`~embedkit.EmbedSettings`: host origins allowed to frame
             embeds, the URL where :meth:`asgi` is mounted, theme, locale, currency.
+        metrics_tenants: label /metrics series with the tenant for up to this many
+            tenants (the rest share ``tenant="_other"``); 0, the default, keeps the
+            tenant out of metrics so their cardinality stays bounded.
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class EmbedKit:
         secret: str | bytes | None = None,
         keys: Sequence[SigningKey] = (),
         embed: EmbedSettings | None = None,
+        metrics_tenants: int = 0,
     ) -> None:
         self._store = DuckDBStore(
             database, memory_limit=memory_limit, threads=threads, shard_rows=shard_rows
@@ -80,7 +84,7 @@ class EmbedKit:
         self._model = Model(datasets={})
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
-        self._trust = Trust(self._store, self._clock)
+        self._trust = Trust(self._store, self._clock, tenant_labels=metrics_tenants)
         self._runner = QueryRunner(
             self._store,
             self._trust,
@@ -129,52 +133,8 @@ class EmbedKit:
         join...) is collected and raised as one :class:`~embedkit.errors.ModelError`;
         when that happens nothing of this call stays registered.
         """
-        for ds in datasets:
-            if not isinstance(ds, Dataset):
-                raise TypeError(f"register() takes Dataset objects, not {type(ds).__name__}")
-        problems: list[Problem] = []
-        loaded: list[Dataset] = []
-        reports: list[BatchReport] = []
-        ordered = load_order(datasets)
         with self._lock:
-            names = [d.name for d in datasets]
-            for ds in ordered:
-                if names.count(ds.name) > 1 or ds.name in self._model.datasets:
-                    problems.append(
-                        Problem(
-                            ds.name, None, "is registered twice", "give every dataset a unique name"
-                        )
-                    )
-                    continue
-                if not NAME_PATTERN.match(ds.name):
-                    problems.append(
-                        Problem(
-                            ds.name,
-                            None,
-                            "is not a valid dataset name",
-                            "use letters, digits and underscores",
-                        )
-                    )
-                    continue
-                try:
-                    known = {n: d.definition for n, d in self._model.datasets.items()}
-                    known.update({d.name: d for d in loaded})
-                    reports.append(self._store.load(ds, known, now=self._clock()))
-                    loaded.append(ds)
-                except DataLoadError as err:
-                    problems.append(
-                        Problem(ds.name, "source", str(err).removeprefix(f"dataset '{ds.name}': "))
-                    )
-                except ModelError as err:
-                    problems.extend(err.problems)
-            try:
-                model = resolve(loaded, self._store, existing=self._model)
-            except ModelError as err:
-                problems.extend(err.problems)
-            if problems:
-                for ds in loaded:
-                    self._store.drop(ds.name)
-                raise ModelError(problems)
+            model, loaded, reports = register(self._store, self._model, datasets, self._clock())
             self._model = model
             self._trust.registered(loaded, reports)
             self._runner.reset()
@@ -233,6 +193,47 @@ class EmbedKit:
         """Query counts, latencies, rows received and SLO objectives per dataset, and
         the query log (``kit.monitor.log()``, ``.log_frame()``, ``.export_log()``)."""
         return self._trust.monitor
+
+    def status(self, *, tenant: str | int | None = None) -> dict[str, Any]:
+        """The status report operators read (as ``/ops/status`` shows it): per dataset,
+        freshness, contract results and SLO attainment, of one tenant if given."""
+        from embedkit.trust.reports import status
+
+        who = None if tenant is None else str(tenant)
+        return status(self._trust, self._model, self._clock(), tenant=who)
+
+    def catalog(self) -> dict[str, Any]:
+        """Every dataset as a data product: owner, description, contract, SLOs, and each
+        measure's meaning in words and SQL (as ``/ops/catalog`` shows it)."""
+        from embedkit.trust.reports import catalog
+
+        return catalog(self._trust, self._model, self._clock())
+
+    def metrics(self) -> bytes:
+        """Every metric in Prometheus' text format (as ``/metrics`` serves it)."""
+        return self._trust.metrics()
+
+    def operator_token(self, *, subject: str, ttl: float | None = None) -> str:
+        """A token for the operator routes (``/metrics``, ``/ops/...``), audience ``ops``.
+
+        ``subject`` names who holds it (``"prometheus"``, an operator's email). Embed,
+        session and API tokens never open these routes, nor this token an embed.
+        """
+        return self._embedding.tokens.mint_operator(subject=subject, ttl=ttl)
+
+    def operator_url(
+        self,
+        page: Literal["status", "catalog"] = "status",
+        *,
+        subject: str,
+        ttl: float | None = None,
+    ) -> str:
+        """A link to the status or catalog page with a fresh operator token in its
+        fragment (browsers never send fragments to servers)."""
+        if page not in ("status", "catalog"):
+            raise ValueError("page must be 'status' or 'catalog'")
+        base = self._embedding.settings.base_url.rstrip("/")
+        return f"{base}/ops/{page}#token={self.operator_token(subject=subject, ttl=ttl)}"
 
     # -- queries ---------------------------------------------------------------------
 
@@ -364,9 +365,18 @@ class EmbedKit:
         """A Starlette app serving embeds; mount it at any prefix of a Starlette or
         FastAPI app (``app.mount("/analytics", kit.asgi())``)."""
         from embedkit.http.app import create_app
+        from embedkit.http.ops import Operations
 
-        self._embedding.tokens  # noqa: B018 - fail at start-up, not on the first request
-        return create_app(self._embedding)
+        tokens = self._embedding.tokens  # fail at start-up, not on the first request
+        ops = Operations(
+            verify=tokens.verify_operator,
+            status=lambda tenant: self.status(tenant=tenant),
+            catalog=self.catalog,
+            metrics=self.metrics,
+            quarantine=self.quarantine,
+            monitor=self.monitor,
+        )
+        return create_app(self._embedding, ops)
 
     def close(self) -> None:
         """Close the database."""

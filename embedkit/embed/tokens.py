@@ -244,6 +244,16 @@ class Tokens:
         now = self._clock()
         return self._sign("api", body, now, now + self._ttl(ttl))
 
+    def mint_operator(self, *, subject: str, ttl: float | None = None) -> str:
+        """An operator token (audience ``ops``) for /metrics, /ops/status and the catalog.
+
+        It carries no tenant: it reads counts and definitions, never a tenant's rows.
+        """
+        if not isinstance(subject, str) or not subject or len(subject) > 200:
+            raise ValueError("subject must name the operator, e.g. 'prometheus' or an email")
+        now = self._clock()
+        return self._sign("ops", {"sub": subject}, now, now + self._ttl(ttl))
+
     def _ttl(self, ttl: float | None) -> float:
         value = self._default_ttl if ttl is None else _number("ttl", ttl)
         if not 0 < value <= self._max_ttl:
@@ -272,6 +282,17 @@ class Tokens:
     def verify_api(self, token: str) -> Principal:
         """The principal of an API token; :class:`TokenError` if it is not a valid one."""
         return _guard(lambda: self._principal(self._decode(token, "api")))
+
+    def verify_operator(self, token: str) -> str:
+        """The subject of an operator token; :class:`TokenError` if it is not a valid one."""
+
+        def read() -> str:
+            subject = self._decode(token, "ops").get("sub")
+            if not isinstance(subject, str) or not subject:
+                raise TokenError("invalid", "operator token without a subject")
+            return subject
+
+        return _guard(read)
 
     def _decode(self, token: object, audience: str) -> dict[str, Any]:
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:

@@ -11,13 +11,15 @@ from starlette.routing import Route
 from embedkit.embed.service import Embedder
 from embedkit.http.assets import widgets_dir
 from embedkit.http.headers import SecurityHeaders
+from embedkit.http.ops import Operations, ops_routes
 from embedkit.http.routes import Routes
 
 __all__ = ["create_app"]
 
 
-def create_app(embedder: Embedder) -> Starlette:
-    """A Starlette app serving embeds of ``embedder``; mount it at any prefix."""
+def create_app(embedder: Embedder, ops: Operations | None = None) -> Starlette:
+    """A Starlette app serving embeds of ``embedder`` (and, given ``ops``, the operator
+    routes: metrics, status, catalog); mount it at any prefix."""
     templates = jinja2.Environment(
         loader=jinja2.FileSystemLoader(widgets_dir() / "templates"),
         autoescape=True,
@@ -32,6 +34,7 @@ def create_app(embedder: Embedder) -> Starlette:
             Route("/image/{widget}.{fmt}", r.image, methods=["GET"]),
             Route("/static/{name}", r.static, methods=["GET"]),
             Route("/health", r.health, methods=["GET"]),
+            *(ops_routes(ops, templates, r.workers.run) if ops is not None else ()),
         ],
         middleware=[Middleware(SecurityHeaders)],
         exception_handlers={HTTPException: r.not_found, Exception: r.error},

@@ -32,6 +32,7 @@ from embedkit.errors import QueryError, TokenError
 from embedkit.http.assets import asset
 from embedkit.http.headers import page_policy
 from embedkit.http.problems import Problem, problem_response
+from embedkit.trust.service import Channel, request_context
 
 __all__ = ["Routes"]
 
@@ -100,6 +101,21 @@ class Routes:
             else:
                 del self._inflight[key]
 
+    @staticmethod
+    def _channel(
+        kind: str, grant: Grant, request: Request
+    ) -> contextlib.AbstractContextManager[None]:
+        """Attribute the queries of this request to the embed and its viewer (query log)."""
+        name = request.path_params.get("widget") or request.path_params.get("filter")
+        subject = (grant.claims or {}).get("sub")
+        return request_context(
+            Channel(
+                kind,
+                resource=f"{grant.resource.split('/')[0]}/{name}" if name else grant.resource,
+                subject=subject if isinstance(subject, str) else None,
+            )
+        )
+
     def _grant(self, request: Request) -> Grant:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
@@ -146,7 +162,7 @@ class Routes:
             params = parse_params(request.query_params.get("params"))
             page = _page(request.query_params.get("page"))
             order = _order(request.query_params.get("order"))
-            with self._turn(grant):
+            with self._turn(grant), self._channel("embed", grant, request):
                 data = await self.workers.run(
                     self.embedder.widget_data,
                     grant,
@@ -164,7 +180,7 @@ class Routes:
     async def values(self, request: Request) -> Response:
         try:
             grant = self._grant(request)
-            with self._turn(grant):
+            with self._turn(grant), self._channel("embed", grant, request):
                 answer = await self.workers.run(
                     self.embedder.filter_values,
                     grant,
@@ -182,7 +198,7 @@ class Routes:
             if fmt not in ("svg", "png"):
                 raise Problem(404, "not-found", "Not found")
             params = parse_params(request.query_params.get("params"))
-            with self._turn(grant):
+            with self._turn(grant), self._channel("image", grant, request):
                 body = await self.images.run(
                     self.embedder.image,
                     grant,

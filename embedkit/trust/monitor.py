@@ -111,8 +111,8 @@ class Monitor:
 
     Args:
         clock: returns the current time (aware; naive is taken as UTC).
-        resolution: bucket size for every dataset; default ``window / 168`` of each
-            dataset's SLO window (hourly for 7 days).
+        resolution: bucket size for every dataset; by default a round step giving
+            at least 100 buckets per SLO window (hourly for 7 days).
         log_size: queries the log keeps (the oldest go first).
         max_tenants: distinct tenants with series and counters of their own; later tenants
             count at dataset level only (and under ``OTHER`` in per-tenant counters).
@@ -337,6 +337,14 @@ class Monitor:
             if ds is None or ds.series.step is None or ds.series.step[1] is None:
                 return None
             return (now - ds.series.step[1]) / 1e6
+
+    def newest(self, dataset: str) -> datetime | None:
+        """The dataset's newest time value as last recorded; ``None`` if unknown."""
+        with self._lock:
+            ds = self._datasets.get(dataset)
+            if ds is None or ds.series.step is None or ds.series.step[1] is None:
+                return None
+            return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ds.series.step[1])
 
     def counters(self) -> Counters:
         """A snapshot of the cumulative counters (never reset: Prometheus counters)."""

@@ -26,6 +26,7 @@ from embedkit.engines.duckdb import DuckDBStore
 from embedkit.errors import AccessDenied, BatchRejected, ModelError, QueryError, TokenError
 from embedkit.trust.contract import Contract, validate
 from embedkit.trust.ingest import BatchReport, new_batch_id
+from embedkit.trust.metrics import DatasetFacts, MetricsCollector, render
 from embedkit.trust.monitor import Monitor
 from embedkit.trust.quarantine import Quarantine
 
@@ -68,7 +69,9 @@ def outcome_of(err: BaseException) -> tuple[str, str]:
 class Trust:
     """Contracts, appends, quarantine and monitoring for one store."""
 
-    def __init__(self, store: DuckDBStore, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, store: DuckDBStore, clock: Callable[[], datetime], *, tenant_labels: int = 0
+    ) -> None:
         self._store = store
         self._clock = clock
         self._contracts: dict[str, Contract] = {}
@@ -77,6 +80,24 @@ class Trust:
         self._lock = threading.Lock()
         self.monitor = Monitor(clock=clock)
         self.quarantine = Quarantine(store, self._replay)
+        self.collector = MetricsCollector(self.monitor, self._facts, tenant_labels=tenant_labels)
+
+    def _facts(self) -> dict[str, DatasetFacts]:
+        held = {name: sum(t.values()) for name, t in self.quarantine.counts().items()}
+        cur = self._store._con.cursor()
+        try:
+            facts = {}
+            for name, version in list(self._store.versions.items()):
+                query = exp.select(exp.Count(this=exp.Star())).from_(stored_table(name))
+                rows = int(cur.execute(query.sql("duckdb")).fetchall()[0][0])
+                facts[name] = DatasetFacts(version=version, held=held.get(name, 0), rows=rows)
+            return facts
+        finally:
+            cur.close()
+
+    def metrics(self) -> bytes:
+        """Every metric in Prometheus' text format."""
+        return render(self.collector)
 
     # -- contracts -------------------------------------------------------------------
 

@@ -25,7 +25,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-__all__ = ["OBJECTIVES", "SLO", "Objective", "ObjectiveName", "Tally", "parse_duration", "score"]
+__all__ = [
+    "OBJECTIVES",
+    "SLO",
+    "Objective",
+    "ObjectiveName",
+    "Tally",
+    "describe",
+    "parse_duration",
+    "score",
+]
 
 ObjectiveName = Literal["availability", "error_rate", "latency", "freshness", "defect_free"]
 OBJECTIVES: tuple[ObjectiveName, ...] = (
@@ -258,14 +267,15 @@ def score(
                 target=target,
                 good=good,
                 total=count,
-                description=f"{_describe(slo, name, target)} over {span}",
+                description=f"{describe(slo, name, target)} over {span}",
                 series=tuple(points),
             )
         )
     return tuple(result)
 
 
-def _describe(slo: SLO, name: ObjectiveName, target: float) -> str:
+def describe(slo: SLO, name: ObjectiveName, target: float) -> str:
+    """An objective in words, e.g. "99% of queries answered without a server fault"."""
     if name == "availability":
         return f"{_pct(target)} of queries answered without a server fault"
     if name == "error_rate":

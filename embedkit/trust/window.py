@@ -71,10 +71,22 @@ class Series:
             self.step = (now, self.step[1])
 
 
+_NICE = tuple(timedelta(minutes=m) for m in (1, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440))
+
+
+def nice_resolution(window: timedelta) -> timedelta:
+    """The default bucket size: the largest round step (1, 5, 10, 15, 30 minutes; 1, 2,
+    3, 6, 12 hours; 1 day) that cuts ``window`` into at least 100 buckets, so a 7-day
+    window has hourly buckets and a 1-day window 10-minute ones; a window under 100
+    minutes gets buckets of a hundredth of it."""
+    fitting = [step for step in _NICE if window / step >= 100]
+    return fitting[-1] if fitting else window / 100
+
+
 class Window:
     """The bucket geometry and the thresholds a dataset's SLO sets, in microseconds.
 
-    ``resolution`` overrides the default bucket size of ``window / 168`` (hourly for 7 days).
+    ``resolution`` overrides the default bucket size (see :func:`nice_resolution`).
     """
 
     __slots__ = ("fast_seconds", "max_age", "resolution", "slo", "span")
@@ -83,7 +95,7 @@ class Window:
         self.slo = slo
         window = DEFAULT_WINDOW if slo is None else slo.window
         self.span = window // _US
-        self.resolution = max(1, (resolution or window / 168) // _US)
+        self.resolution = max(1, (resolution or nice_resolution(window)) // _US)
         # seconds <= latency_ms / 1000 compares exactly where seconds * 1000 would not
         self.fast_seconds = None if slo is None or slo.latency_ms is None else slo.latency_ms / 1000
         self.max_age = None if slo is None or slo.freshness is None else slo.freshness // _US
