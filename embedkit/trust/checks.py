@@ -18,11 +18,12 @@ from sqlglot import exp
 from embedkit.semantic.expressions import parse_expression, safe_arithmetic
 from embedkit.trust.contract import Contract
 
-__all__ = ["RAW", "TENANT", "VIOLATIONS", "Reference", "checked_rows"]
+__all__ = ["POSITION", "RAW", "TENANT", "VIOLATIONS", "Reference", "checked_rows"]
 
 VIOLATIONS = "__embedkit_violations"
 RAW = "__embedkit_raw"
 TENANT = "__embedkit_tenant"
+POSITION = "__embedkit_position"
 _TYPE_FLAG = "__embedkit_type_{}"
 _DUPES = "__embedkit_dupes_{}"
 
@@ -130,6 +131,8 @@ def checked_rows(
         ]
     )
     level1.append(exp.alias_(raw, RAW, quoted=True))
+    # Where the row came in the batch: quarantine ids follow arrival order.
+    level1.append(exp.alias_(exp.Window(this=exp.RowNumber()), POSITION, quoted=True))
     first = exp.select(*level1).from_(exp.alias_(source, "s", table=True))
 
     # Level 2: duplicate counts for unique keys.
@@ -226,6 +229,7 @@ def checked_rows(
         exp.alias_(broken, VIOLATIONS, quoted=True),
         _col(RAW, "c"),
         exp.alias_(tenant, TENANT, quoted=True),
+        _col(POSITION, "c"),
     ]
     return exp.select(*outputs).from_(second.subquery("c"))
 

@@ -18,7 +18,7 @@ from sqlglot import exp
 
 from embedkit.compile import STORE
 from embedkit.errors import Problem, first_line
-from embedkit.trust.checks import RAW, TENANT, VIOLATIONS, Reference, checked_rows
+from embedkit.trust.checks import POSITION, RAW, TENANT, VIOLATIONS, Reference, checked_rows
 from embedkit.trust.contract import Contract
 
 __all__ = [
@@ -216,7 +216,10 @@ def quarantine_bad_rows(
     ).from_(QUARANTINE.copy())
     row_id = exp.Add(
         this=exp.paren(start.subquery()),
-        expression=exp.Window(this=exp.RowNumber()),
+        expression=exp.Window(
+            this=exp.RowNumber(),
+            order=exp.Order(expressions=[exp.column(POSITION, table="k", quoted=True)]),
+        ),
     )
     extra = len(params)
     rows = (

@@ -15,6 +15,8 @@ What to read here, in order:
    embed's session runs out; it checks the portal session again.
 4. :meth:`Portal.create_promotion` is the host's own feature next to the analytics: a
    form that writes to the portal's SQLite database.
+5. :meth:`Portal.operations` is for the marketplace's own staff (``ops@marketly``): links
+   to embedkit's status and catalog pages, opened with a short-lived operator token.
 """
 
 from __future__ import annotations
@@ -25,16 +27,11 @@ import hmac
 import json
 import os
 import secrets
-import sqlite3
 from collections.abc import Sequence
-from contextlib import closing
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-import polars as pl
 import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -47,15 +44,13 @@ from starlette.templating import Jinja2Templates
 
 import embedkit as ek
 
+from .accounts import DEMO_PASSWORD, STAFF, Promotions, Staff, User, demo_users, load_sellers
 from .analytics import BRAND, create_kit, dashboard_for, product_names, slow_movers
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE / "data"
 DEFAULT_DB = HERE / "portal.db"
 
-#: The demo's one password. A real portal checks a password hash (or uses SSO).
-DEMO_PASSWORD = "demo"
-DEMO_PEOPLE = ("anna", "ben", "chloe")  # one person per demo seller, in seller order
 DISCOUNTS = (10, 15, 20, 25, 30, 40, 50)  # percent, as offered by the promotion form
 
 PAGES = {
@@ -63,106 +58,6 @@ PAGES = {
     "inventory": "Inventory",
     "returns": "Returns",
 }
-
-
-# -- the portal's own data: sellers, users, promotions ------------------------------
-
-
-@dataclass(frozen=True)
-class Seller:
-    """A marketplace seller (a tenant of the analytics)."""
-
-    seller_id: str
-    name: str
-    country: str
-
-
-@dataclass(frozen=True)
-class User:
-    """Someone who signs in to the portal for one seller."""
-
-    email: str
-    name: str
-    seller: Seller
-    role: str  # "admin" or "user": becomes the embed's `role` claim
-
-    @property
-    def claims(self) -> dict[str, Any]:
-        """Facts about the user that embedkit's rules read (model.yml's column rules)."""
-        return {"role": self.role}
-
-
-def load_sellers(data_dir: Path) -> list[Seller]:
-    """Every seller of the generated data, in id order."""
-    frame = pl.read_parquet(data_dir / "sellers.parquet").sort("seller_id")
-    return [
-        Seller(seller_id=row["seller_id"], name=row["name"], country=row["country"])
-        for row in frame.iter_rows(named=True)
-    ]
-
-
-def demo_users(sellers: Sequence[Seller]) -> dict[str, User]:
-    """Two logins for each of the first sellers: ``anna@s001`` and ``anna-admin@s001``."""
-    users: dict[str, User] = {}
-    for person, seller in zip(DEMO_PEOPLE, sellers, strict=False):
-        for role, suffix in (("user", ""), ("admin", "-admin")):
-            email = f"{person}{suffix}@{seller.seller_id}"
-            users[email] = User(email, person.capitalize(), seller, role)
-    return users
-
-
-class Promotions:
-    """The portal's promotions, in its own SQLite database (not in embedkit).
-
-    Later, a live embedkit dataset over this table could chart promotion results next to
-    sales; for now the portal lists them itself.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        with closing(self._connect()) as db, db:
-            db.execute(
-                """CREATE TABLE IF NOT EXISTS promotions (
-                       id INTEGER PRIMARY KEY AUTOINCREMENT,
-                       seller_id TEXT NOT NULL,
-                       product_id INTEGER NOT NULL,
-                       discount INTEGER NOT NULL,
-                       created_at TEXT NOT NULL
-                   )"""
-            )
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path)
-        db.row_factory = sqlite3.Row
-        return db
-
-    def add(self, seller_id: str, product_id: int, discount: int) -> None:
-        """Start a promotion."""
-        created = datetime.now(UTC).isoformat(timespec="seconds")
-        with closing(self._connect()) as db, db:
-            db.execute(
-                "INSERT INTO promotions (seller_id, product_id, discount, created_at) "
-                "VALUES (?, ?, ?, ?)",
-                (seller_id, product_id, discount, created),
-            )
-
-    def end(self, seller_id: str, promotion_id: int) -> None:
-        """End one of the seller's promotions (another seller's id matches nothing)."""
-        with closing(self._connect()) as db, db:
-            db.execute(
-                "DELETE FROM promotions WHERE id = ? AND seller_id = ?",
-                (promotion_id, seller_id),
-            )
-
-    def active(self, seller_id: str) -> list[dict[str, Any]]:
-        """The seller's promotions, newest first."""
-        with closing(self._connect()) as db:
-            rows = db.execute(
-                "SELECT id, product_id, discount, created_at FROM promotions "
-                "WHERE seller_id = ? ORDER BY id DESC",
-                (seller_id,),
-            ).fetchall()
-        return [dict(row) for row in rows]
 
 
 # -- the web app ---------------------------------------------------------------------
@@ -200,8 +95,12 @@ class Portal:
     # -- sessions ----------------------------------------------------------------------
 
     def current_user(self, request: Request) -> User | None:
-        """The signed-in user, from the signed session cookie."""
+        """The signed-in seller user, from the signed session cookie."""
         return self.users.get(request.session.get("email", ""))
+
+    def current_staff(self, request: Request) -> Staff | None:
+        """The signed-in marketplace staff member, if that is who signed in."""
+        return STAFF.get(request.session.get("staff", ""))
 
     def csrf_ok(self, request: Request, form: dict[str, str]) -> bool:
         """The form carries the session's CSRF token."""
@@ -226,7 +125,9 @@ class Portal:
     # -- sign-in -----------------------------------------------------------------------
 
     def home(self, request: Request) -> Response:
-        """``/``: the Sales page, or the sign-in page."""
+        """``/``: the Sales page (the operations page for staff), or the sign-in page."""
+        if self.current_staff(request):
+            return RedirectResponse("/operations", status_code=303)
         target = "/sales" if self.current_user(request) else "/login"
         return RedirectResponse(target, status_code=303)
 
@@ -237,16 +138,22 @@ class Portal:
             form = await read_form(request)
             email = form.get("email", "").strip().lower()
             password = form.get("password", "")
-            user = self.users.get(email)
-            if user and hmac.compare_digest(password.encode(), DEMO_PASSWORD.encode()):
+            user, staff = self.users.get(email), STAFF.get(email)
+            if (user or staff) and hmac.compare_digest(password.encode(), DEMO_PASSWORD.encode()):
                 request.session.clear()
-                request.session["email"] = user.email
+                request.session["email" if user else "staff"] = email
                 request.session["csrf"] = secrets.token_urlsafe(32)
-                return RedirectResponse("/sales", status_code=303)
+                return RedirectResponse("/sales" if user else "/operations", status_code=303)
             error = "Unknown email or wrong password."
         accounts = list(self.users.values())
         return self.render(
-            request, "login.html", user=None, error=error, accounts=accounts, password=DEMO_PASSWORD
+            request,
+            "login.html",
+            user=None,
+            error=error,
+            accounts=accounts,
+            staff=list(STAFF.values()),
+            password=DEMO_PASSWORD,
         )
 
     async def logout(self, request: Request) -> Response:
@@ -255,6 +162,26 @@ class Portal:
         if self.csrf_ok(request, form):
             request.session.clear()
         return RedirectResponse("/login", status_code=303)
+
+    # -- marketplace operations --------------------------------------------------------
+
+    def operations(self, request: Request) -> Response:
+        """``/operations``: the staff page, with links to the data status and catalog."""
+        staff = self.current_staff(request)
+        if staff is None:
+            return RedirectResponse("/login", status_code=303)
+        return self.render(request, "operations.html", user=None, staff=staff)
+
+    def open_operations_page(self, request: Request) -> Response:
+        """``/operations/status`` and ``/operations/catalog``: off to embedkit's page with
+        a fresh 15-minute operator token in the URL fragment. Only staff get one: the
+        pages count every seller's rows, so a seller must never hold such a token."""
+        staff = self.current_staff(request)
+        if staff is None:
+            return RedirectResponse("/login", status_code=303)
+        page = "catalog" if request.path_params["page"] == "catalog" else "status"
+        url = self.kit.operator_url(page, subject=staff.email, ttl=900)
+        return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
 
     # -- dashboards --------------------------------------------------------------------
 
@@ -406,10 +333,13 @@ def create_app(
             Route("/inventory", portal.page),
             Route("/returns", portal.page),
             Route("/embed-url/{page}", portal.embed_url),
+            Route("/operations", portal.operations),
+            Route("/operations/{page}", portal.open_operations_page),
             Route("/promotions", portal.create_promotion, methods=["POST"]),
             Route("/promotions/{id:int}/end", portal.end_promotion, methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
-            # embedkit's routes: the embed page, its session and data, loader.js.
+            # embedkit's routes: the embed page, its session and data, loader.js, and the
+            # operator pages (status, catalog, /metrics) that need an operator token.
             Mount("/analytics", app=kit.asgi()),
         ],
         middleware=[
@@ -446,6 +376,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"  Sign in with any of these (password: {DEMO_PASSWORD}):")
     for user in users.values():
         print(f"    {user.email:<20} {user.role:<6} {user.seller.name}")
+    for staff in STAFF.values():
+        print(f"    {staff.email:<20} {'staff':<6} marketplace operations: data status, catalog")
     print()
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
