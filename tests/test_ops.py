@@ -13,6 +13,7 @@ import duckdb
 import jwt
 import polars as pl
 import pytest
+import sqlglot
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
@@ -357,9 +358,8 @@ def test_catalog_answers_what_revenue_means_and_its_sql_is_the_truth(
     con = duckdb.connect()
     con.register("orders", frame.to_arrow())
     for seller in (1, 2, 3):
-        expected = con.execute(
-            f"SELECT {revenue['sql']} FROM orders WHERE seller = ?", [seller]
-        ).fetchone()
+        query = sqlglot.select(sqlglot.parse_one(revenue["sql"], read="duckdb")).from_("orders")
+        expected = con.execute(query.where("seller = $1").sql("duckdb"), [seller]).fetchone()
         served = kit.query({"measures": ["orders.revenue"]}, principal=ek.Principal(seller))
         assert served.to_polars()["orders.revenue"][0] == pytest.approx(expected[0])
     columns = {c["name"]: c["visible_when"] for c in product["columns"]}

@@ -30,6 +30,7 @@ from embedkit.compile import stored_table
 from embedkit.dataset import SQL
 from embedkit.engines.sql_datasets import materialisation
 from embedkit.errors import BatchRejected, first_line
+from embedkit.trust.checks import TENANT, VIOLATIONS
 from embedkit.trust.contract import Contract
 from embedkit.trust.ingest import (
     QUARANTINE,
@@ -91,11 +92,13 @@ def append(
     origin: str,
     now: datetime,
     replaying: Sequence[int] = (),
+    time_column: str | None = None,
 ) -> tuple[BatchReport, dict[str, int]]:
     """Check and store ``rows`` in dataset ``name`` in one transaction.
 
-    Returns the batch report and the new data versions of every dataset that
-    changed (``name`` and the SQL datasets built on it). Raises BatchRejected,
+    Returns the batch report (with the newest ``time_column`` value stored per
+    tenant) and the new data versions of every dataset that changed (``name`` and
+    the SQL datasets built on it). Raises BatchRejected,
     with nothing stored, when the batch does not fit or too many rows fail.
     """
     definition = store.definitions.get(name)
@@ -125,6 +128,9 @@ def append(
                 report = _write(
                     store, cur, name, contract, columns, tenant_key, order, batch, origin, now
                 )
+                if time_column in columns:
+                    report = replace(report, newest=_newest(cur, time_column))
+                cur.execute(f"DROP TABLE {_CHECKED}")
                 if replaying:
                     _mark_replayed(cur, replaying, now)
                 changed = _rebuild_dependents(store, cur, name)
@@ -192,8 +198,24 @@ def _write(
         cur.execute(exp.insert(good, stored_table(name)).sql("duckdb"))
     else:
         _insert_into_shards(cur, name, good, tenant_key, routes)
-    cur.execute(f"DROP TABLE {_CHECKED}")
     return report
+
+
+def _newest(cur: duckdb.DuckDBPyConnection, column: str) -> dict[str | None, Any]:
+    """The newest ``column`` value among the batch's stored rows, per tenant (as text)."""
+    tenant = exp.column(TENANT, quoted=True)
+    query = (
+        exp.select(tenant, exp.Max(this=exp.column(column, quoted=True)))
+        .from_(exp.table_(_CHECKED, quoted=True))
+        .where(
+            exp.EQ(
+                this=exp.ArraySize(this=exp.column(VIOLATIONS, quoted=True)),
+                expression=exp.Literal.number(0),
+            )
+        )
+        .group_by(tenant.copy())
+    )
+    return {who: value for who, value in cur.execute(query.sql("duckdb")).fetchall()}
 
 
 def _insert_into_shards(

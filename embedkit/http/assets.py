@@ -19,6 +19,10 @@ _FILES = {
     "loader.js": ("loader.js", "text/javascript; charset=utf-8"),
     "embed.js": ("embed.js", "text/javascript; charset=utf-8"),
     "embed.css": ("embed.css", "text/css; charset=utf-8"),
+    "ops.js": ("ops.js", "text/javascript; charset=utf-8"),
+    "ops-status.js": ("ops-status.js", "text/javascript; charset=utf-8"),
+    "ops-catalog.js": ("ops-catalog.js", "text/javascript; charset=utf-8"),
+    "ops.css": ("ops.css", "text/css; charset=utf-8"),
     "vega-interpreter.js": ("vendor/vega-interpreter.js", "text/javascript; charset=utf-8"),
 }
 _lock = threading.Lock()

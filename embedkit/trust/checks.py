@@ -135,12 +135,45 @@ def checked_rows(
     level1.append(exp.alias_(exp.Window(this=exp.RowNumber()), POSITION, quoted=True))
     first = exp.select(*level1).from_(exp.alias_(source, "s", table=True))
 
-    # Level 2: duplicate counts for unique keys.
-    extra: list[exp.Expr] = [exp.Star()]
+    # Level 2: duplicate counts for unique keys, and which keys exist elsewhere. A
+    # correlated EXISTS inside the rule list would hash the whole stored table for every
+    # batch (100 ms at 2M rows); a semi join from the batch's own keys reads only the
+    # stored rows that match (about 2 ms).
+    extra: list[exp.Expr] = [exp.Column(this=exp.Star(), table=exp.to_identifier("l1"))]
     for index, key in enumerate(contract.unique):
-        window = exp.Window(this=exp.Count(this=exp.Star()), partition_by=[_col(c) for c in key])
+        window = exp.Window(
+            this=exp.Count(this=exp.Star()), partition_by=[_col(c, "l1") for c in key]
+        )
         extra.append(exp.alias_(window, _DUPES.format(index), quoted=True))
-    second = exp.select(*extra).from_(first.subquery("l1"))
+    second = exp.select(*extra).from_(exp.alias_(exp.table_("l1"), "l1", table=True))
+    probes: list[tuple[str, list[tuple[str, str]]]] = []  # (alias, [(batch column, other column)])
+    if existing is not None:
+        for index, key in enumerate(contract.unique):
+            probes.append((f"__embedkit_stored_{index}", [(c, c) for c in key]))
+    for index, (column, target) in enumerate(contract.references.items()):
+        ref = reference(target)
+        pairs = [(column, ref.column)]
+        if ref.tenant_key and tenant_key:
+            pairs.append((tenant_key, ref.tenant_key))
+        probes.append((f"__embedkit_ref_{index}", pairs))
+    tables = {a: existing for a, _ in probes if a.startswith("__embedkit_stored")}
+    for alias, pairs in probes:
+        other = tables.get(alias)
+        if other is None:
+            other = reference(
+                list(contract.references.values())[int(alias.rsplit("_", 1)[1])]
+            ).table
+        found = _found_keys(other, pairs)
+        on = exp.and_(
+            *[
+                exp.EQ(this=_col(mine, "l1"), expression=_col(f"k{i}", alias))
+                for i, (mine, _) in enumerate(pairs)
+            ]
+        )
+        second = second.join(found.subquery(alias), on=on, join_type="left")
+        marker = exp.Not(this=exp.Is(this=_col("k0", alias), expression=exp.Null()))
+        second = second.select(exp.alias_(marker, alias, quoted=True))
+    second = second.with_("l1", as_=first)
 
     # Level 3: the list of broken rules.
     rules: list[tuple[str, exp.Expr]] = []
@@ -160,13 +193,7 @@ def checked_rows(
             this=_col(_DUPES.format(index), "c"), expression=exp.Literal.number(1)
         )
         if existing is not None:
-            same = exp.and_(*[exp.EQ(this=_col(c, "e"), expression=_col(c, "c")) for c in key])
-            stored = (
-                exp.select(exp.Literal.number(1))
-                .from_(exp.alias_(existing.copy(), "e", table=True))
-                .where(same)
-            )
-            clash = exp.or_(clash, exp.Exists(this=stored))
+            clash = exp.or_(clash, _col(f"__embedkit_stored_{index}", "c"))
         rules.append((f"unique:{','.join(key)}", exp.and_(present, exp.paren(clash))))
     for column, values in contract.accepted.items():
         allowed = exp.In(this=_col(column, "c"), expressions=[bind.add(v) for v in values])
@@ -182,21 +209,9 @@ def checked_rows(
         as_text = exp.Cast(this=_col(column, "c"), to=exp.DataType.build("VARCHAR"))
         match = exp.RegexpFullMatch(this=as_text, expression=bind.add(pattern))
         rules.append((f"regex:{column}", _present_and(column, exp.Not(this=match))))
-    for column, target in contract.references.items():
-        ref = reference(target)
-        same = exp.EQ(this=_col(ref.column, "r"), expression=_col(column, "c"))
-        if ref.tenant_key and tenant_key:
-            same = exp.and_(
-                same, exp.EQ(this=_col(ref.tenant_key, "r"), expression=_col(tenant_key, "c"))
-            )
-        found = (
-            exp.select(exp.Literal.number(1))
-            .from_(exp.alias_(ref.table.copy(), "r", table=True))
-            .where(same)
-        )
-        rules.append(
-            (f"references:{column}", _present_and(column, exp.Not(this=exp.Exists(this=found))))
-        )
+    for index, column in enumerate(contract.references):
+        missing = exp.Not(this=_col(f"__embedkit_ref_{index}", "c"))
+        rules.append((f"references:{column}", _present_and(column, missing)))
     for name, text in contract.checks.items():
         tree = safe_arithmetic(parse_expression(text).tree.copy())
         for node in tree.find_all(exp.Column):
@@ -232,6 +247,25 @@ def checked_rows(
         _col(POSITION, "c"),
     ]
     return exp.select(*outputs).from_(second.subquery("c"))
+
+
+def _found_keys(other: exp.Table, pairs: list[tuple[str, str]]) -> exp.Select:
+    """The distinct keys of ``other`` that some batch row (``l1``) has: the columns
+    ``k0, k1, ...`` pair with ``pairs``' batch columns."""
+    on = exp.and_(
+        *[exp.EQ(this=_col(theirs, "o"), expression=_col(mine, "b")) for mine, theirs in pairs]
+    )
+    return (
+        exp.select(
+            *[
+                exp.alias_(_col(theirs, "o"), f"k{i}", quoted=True)
+                for i, (_, theirs) in enumerate(pairs)
+            ]
+        )
+        .distinct()
+        .from_(exp.alias_(other.copy(), "o", table=True))
+        .join(exp.alias_(exp.table_("l1"), "b", table=True), on=on, join_type="semi")
+    )
 
 
 def _present_and(column: str, condition: exp.Expr) -> exp.Expr:

@@ -49,7 +49,8 @@ class BatchReport:
     ``tenants`` maps each tenant (as text; None for rows without one) to
     ``(received, quarantined)``; ``rules`` counts quarantined rows per broken rule
     (a row breaking two rules counts under both); ``versions`` holds the new data
-    version of each dataset an append changed.
+    version of each dataset an append changed; ``newest`` the newest time value of
+    the stored rows of each tenant in the batch.
     """
 
     dataset: str
@@ -62,6 +63,7 @@ class BatchReport:
     rejected: bool = False
     at: datetime | None = None
     versions: Mapping[str, int] = field(default_factory=dict)
+    newest: Mapping[str | None, Any] = field(default_factory=dict)
 
     @property
     def stored(self) -> int:

@@ -77,6 +77,8 @@ class Trust:
         self._contracts: dict[str, Contract] = {}
         self._last: dict[str, BatchReport] = {}
         self._rejected: dict[str, BatchReport] = {}
+        # newest time value known per (dataset, tenant text or None for the whole dataset)
+        self._newest: dict[tuple[str, str | None], datetime] = {}
         self._lock = threading.Lock()
         self.monitor = Monitor(clock=clock)
         self.quarantine = Quarantine(store, self._replay)
@@ -161,6 +163,7 @@ class Trust:
                 origin=origin,
                 now=now,
                 replaying=replaying,
+                time_column=self._time_column(dataset),
             )
         except BatchRejected as err:
             if isinstance(err.report, BatchReport):
@@ -175,8 +178,28 @@ class Trust:
             self._last[dataset] = report
         if origin != "replay":  # replayed rows were counted when they first arrived
             self._record(report)
-        self._note_newest(dataset, [t for t in report.tenants if t is not None])
+        for tenant, value in report.newest.items():
+            self._advance(dataset, tenant, _instant(value))
+            self._advance(dataset, None, _instant(value))
         return report
+
+    def _time_column(self, dataset: str) -> str | None:
+        definition = self._store.definitions.get(dataset)
+        if definition is None:
+            return None
+        return self.contract(dataset).freshness_column or definition.time
+
+    def _advance(self, dataset: str, tenant: str | None, value: datetime | None) -> None:
+        """Record a newest time value if it is newer than the one known."""
+        if value is None:
+            return
+        key = (dataset, tenant)
+        with self._lock:
+            known = self._newest.get(key)
+            if known is not None and known >= value:
+                return
+            self._newest[key] = value
+        self.monitor.record_newest(dataset, value, tenant=tenant)
 
     def _record(self, report: BatchReport) -> None:
         self.monitor.record_rows(
@@ -189,7 +212,7 @@ class Trust:
 
     def _note_newest(self, dataset: str, tenants: list[str] | None) -> None:
         """Tell the monitor the newest time value of ``dataset`` and of its tenants
-        (all of them, or those a batch touched)."""
+        (all of them, or those listed), read from the stored rows."""
         definition = self._store.definitions.get(dataset)
         if definition is None:
             return
@@ -202,7 +225,10 @@ class Trust:
         cur = self._store._con.cursor()
         try:
             whole = cur.execute(exp.select(newest).from_(stored_table(dataset)).sql("duckdb"))
-            self.monitor.record_newest(dataset, _instant(whole.fetchall()[0][0]))
+            value = _instant(whole.fetchall()[0][0])
+            if value is None:
+                self.monitor.record_newest(dataset, None)
+            self._advance(dataset, None, value)
             if key is None or tenants == []:
                 return
             text = exp.Cast(this=exp.column(key, quoted=True), to=exp.DataType.build("VARCHAR"))
@@ -214,7 +240,7 @@ class Trust:
                 params = list(tenants)
             for tenant, value in cur.execute(query.sql("duckdb"), params).fetchall():
                 if tenant is not None:
-                    self.monitor.record_newest(dataset, _instant(value), tenant=tenant)
+                    self._advance(dataset, tenant, _instant(value))
         finally:
             cur.close()
 
