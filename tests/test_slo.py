@@ -162,7 +162,7 @@ def test_objective_descriptions_read_as_sentences() -> None:
     words = {o.name: o.description for o in mon.objectives("orders")}
     assert words == {
         "availability": "99% of queries answered without a server fault over 7 days",
-        "error_rate": "at most 1% of queries fail over 7 days",
+        "error_rate": "99% of queries answered, at most 1% failing over 7 days",
         "latency": "95% of successful queries answered within 300 ms over 7 days",
         "freshness": "data at most 15 minutes old during 99% of the time over 7 days",
         "defect_free": "95% of received rows pass the contract over 7 days",

@@ -73,11 +73,30 @@ def objective_chart(objective: Objective, window_label: str) -> dict[str, Any]:
     chart = (line + target).properties(
         width="container",
         height=90,
-        title=alt.Title(f"{objective.name} over {window_label}", fontSize=11, anchor="start"),
+        title=alt.Title(
+            f"{_TITLES[objective.name]}, last {window_label}", fontSize=11, anchor="start"
+        ),
     )
     spec: dict[str, Any] = chart.to_dict()
     spec.pop("$schema", None)
     return spec
+
+
+#: What an objective's good and total count.
+_UNITS = {
+    "availability": "queries",
+    "error_rate": "queries",
+    "latency": "queries",
+    "freshness": "seconds",
+    "defect_free": "rows",
+}
+_TITLES = {
+    "availability": "Availability",
+    "error_rate": "Queries answered",
+    "latency": "Answered in time",
+    "freshness": "Fresh",
+    "defect_free": "Rows passing",
+}
 
 
 def _window_label(seconds: float) -> str:
@@ -105,7 +124,7 @@ def _freshness(trust: Trust, ds: ResolvedDataset, now: datetime) -> dict[str, An
     lag = trust.monitor.freshness_lag(ds.name)
     limit = contract.freshness_limit
     if limit is None and ds.definition.slo is not None:
-        limit = ds.definition.slo.freshness
+        limit = ds.definition.slo.max_age
     newest = trust.monitor.newest(ds.name)
     return {
         "column": column,
@@ -132,15 +151,22 @@ def status(
         ]
         slo = ds.definition.slo
         objectives = trust.monitor.objectives(name, tenant=tenant)
-        window = slo.window.total_seconds() if slo is not None else None
+        window = slo.span.total_seconds() if slo is not None else None
         label = _window_label(window) if window else ""
         freshness = _freshness(trust, ds, now)
-        failing = any(not o.met for o in objectives) or bool(
-            freshness and freshness["fresh"] is False
-        )
-        warning = (
-            any(o.budget_left < 0.25 for o in objectives) or sum(held.get(name, {}).values()) > 0
-        )
+        held_rows = sum(held.get(name, {}).values())
+        reasons: list[str] = [f"{o.name} objective missed" for o in objectives if not o.met]
+        if freshness and freshness["fresh"] is False:
+            reasons.append("data is stale")
+        failing = bool(reasons)
+        reasons += [
+            f"{o.name} error budget {'used up' if o.budget_left <= 0 else 'below 25%'}"
+            for o in objectives
+            if o.met and o.budget_left < 0.25
+        ]
+        if held_rows:
+            reasons.append(f"{held_rows:,} row{'s' if held_rows != 1 else ''} held in quarantine")
+        warning = bool(reasons) and not failing
         datasets.append(
             {
                 "name": name,
@@ -149,10 +175,11 @@ def status(
                 "version": trust._store.versions.get(name, 0),
                 "rows": _rows(trust, name),
                 "health": "failing" if failing else "warning" if warning else "ok",
+                "health_reasons": reasons,
                 "freshness": freshness,
                 "contract": {
                     "rules": rules,
-                    "held": sum(held.get(name, {}).values()),
+                    "held": held_rows,
                     "reject_above": contract.reject_above,
                     "last_batch": _batch(trust.last_batch(name)),
                     "last_rejected": _batch(trust.last_rejected(name)),
@@ -172,10 +199,7 @@ def status(
                             "good": o.good,
                             "total": o.total,
                             "budget_left": o.budget_left,
-                            "series": [
-                                {"t": start.isoformat(), "value": value}
-                                for start, value in o.series
-                            ],
+                            "unit": _UNITS[o.name],
                             "chart": objective_chart(o, label),
                         }
                         for o in objectives
@@ -190,7 +214,8 @@ def _sql(tree: exp.Expr | None) -> str | None:
     return None if tree is None else tree.sql("duckdb", pretty=False)
 
 
-def _member(m: Member, sql: str | None) -> dict[str, Any]:
+def _member(m: Member, sql: str | None, hidden: Mapping[str, str]) -> dict[str, Any]:
+    rules = sorted({hidden[c] for c in m.columns if c in hidden})
     return {
         "name": m.qualified,
         "title": m.title or m.name.replace("_", " ").capitalize(),
@@ -198,6 +223,7 @@ def _member(m: Member, sql: str | None) -> dict[str, Any]:
         "type": m.agg if m.kind == "measure" else m.value_kind,
         "format": m.format,
         "sql": sql,
+        "visible_when": " and ".join(rules) or None,
     }
 
 
@@ -220,9 +246,13 @@ def catalog(trust: Trust, model: Model, now: datetime) -> dict[str, Any]:
             return found
 
         measures = [
-            _member(m, _sql(measure_expression(m, lookup))) for m in members if m.kind == "measure"
+            _member(m, _sql(measure_expression(m, lookup)), hidden)
+            for m in members
+            if m.kind == "measure"
         ]
-        dimensions = [_member(m, _sql(m.tree)) for m in members if m.kind in ("dimension", "time")]
+        dimensions = [
+            _member(m, _sql(m.tree), hidden) for m in members if m.kind in ("dimension", "time")
+        ]
         segments = [
             {"name": m.qualified, "description": m.description, "sql": _sql(m.tree)}
             for m in members
@@ -247,7 +277,13 @@ def catalog(trust: Trust, model: Model, now: datetime) -> dict[str, Any]:
                 "slo": []
                 if slo is None
                 else [
-                    {"name": n, "target": t, "description": describe(slo, n, t)}
+                    {
+                        "name": n,
+                        "target": t,
+                        "window": _window_label(slo.span.total_seconds()),
+                        "description": f"{describe(slo, n, t)} over "
+                        f"{_window_label(slo.span.total_seconds())}",
+                    }
                     for n, t in slo.objectives()
                 ],
                 "measures": measures,

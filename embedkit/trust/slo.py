@@ -115,10 +115,10 @@ class SLO:
     error_rate: float | None = None  # MAX share of queries failing for any reason
     latency_ms: float | None = None  # threshold in ms ...
     latency_target: float = 0.95  # ... that this share of successful queries meets
-    freshness: timedelta | None = None  # max age of the newest time value
+    freshness: timedelta | float | str | None = None  # max age of the newest time value
     freshness_target: float = 0.99  # share of the window during which the data was fresh
     defect_free: float | None = None  # MIN share of received rows that pass the contract
-    window: timedelta = timedelta(days=7)
+    window: timedelta | float | str = timedelta(days=7)
 
     def __post_init__(self) -> None:
         for name in ("availability", "error_rate", "defect_free"):
@@ -141,6 +141,17 @@ class SLO:
         if self.freshness is not None:
             object.__setattr__(self, "freshness", parse_duration(self.freshness, "freshness"))
         object.__setattr__(self, "window", parse_duration(self.window, "window"))
+
+    @property
+    def max_age(self) -> timedelta | None:
+        """``freshness`` as a timedelta (None when not measured)."""
+        return self.freshness if isinstance(self.freshness, timedelta) else None
+
+    @property
+    def span(self) -> timedelta:
+        """``window`` as a timedelta."""
+        assert isinstance(self.window, timedelta)  # normalised in __post_init__
+        return self.window
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str) -> SLO:
@@ -253,7 +264,7 @@ def score(
     slo: SLO, total: Tally, series: Sequence[tuple[datetime, Tally]] = ()
 ) -> tuple[Objective, ...]:
     """Score each objective of ``slo`` from the window's ``total`` and its per-bucket tallies."""
-    span = _words(slo.window)
+    span = _words(slo.span)
     result = []
     for name, target in slo.objectives():
         good, count = total.good_total(name)
@@ -279,12 +290,12 @@ def describe(slo: SLO, name: ObjectiveName, target: float) -> str:
     if name == "availability":
         return f"{_pct(target)} of queries answered without a server fault"
     if name == "error_rate":
-        return f"at most {_pct(1 - target)} of queries fail"
+        return f"{_pct(target)} of queries answered, at most {_pct(1 - target)} failing"
     if name == "latency":
         return f"{_pct(target)} of successful queries answered within {slo.latency_ms:g} ms"
     if name == "freshness":
-        assert slo.freshness is not None
-        return f"data at most {_words(slo.freshness)} old during {_pct(target)} of the time"
+        assert slo.max_age is not None
+        return f"data at most {_words(slo.max_age)} old during {_pct(target)} of the time"
     return f"{_pct(target)} of received rows pass the contract"
 
 

@@ -93,12 +93,12 @@ class Window:
 
     def __init__(self, slo: SLO | None, resolution: timedelta | None) -> None:
         self.slo = slo
-        window = DEFAULT_WINDOW if slo is None else slo.window
+        window = DEFAULT_WINDOW if slo is None else slo.span
         self.span = window // _US
         self.resolution = max(1, (resolution or nice_resolution(window)) // _US)
         # seconds <= latency_ms / 1000 compares exactly where seconds * 1000 would not
         self.fast_seconds = None if slo is None or slo.latency_ms is None else slo.latency_ms / 1000
-        self.max_age = None if slo is None or slo.freshness is None else slo.freshness // _US
+        self.max_age = None if slo is None or slo.max_age is None else slo.max_age // _US
 
     def same_rules(self, other: Window) -> bool:
         """True when buckets cut and counted under ``other`` remain valid under this window."""
