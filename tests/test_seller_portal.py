@@ -206,3 +206,40 @@ def test_a_copied_embed_url_stops_working_after_expiry(
         title.wait_for()
         assert "expired" in (title.text_content() or "").lower()
         context.close()
+
+
+def test_operations_staff_open_the_status_and_catalog_pages(page: Page, portal: Portal) -> None:
+    page.goto(f"{portal.origin}/login")
+    page.fill("input[name=email]", "ops@marketly")
+    page.fill("input[name=password]", "demo")
+    page.locator("form.stack button[type=submit]").first.click()
+    page.wait_for_url(re.compile(r".*/operations$"))
+    page.get_by_role("link", name="Data status").click()
+    page.wait_for_url(re.compile(r".*/analytics/ops/status$"))  # the token left the address bar
+    card = page.locator('article[data-dataset="orders"]')
+    card.wait_for(timeout=30_000)
+    orders = pl.read_parquet(portal.data / "orders.parquet").height
+    assert f"{orders:,}" in (card.text_content() or "")
+    # Every dataset of model.yml is there, and the generated data breaks no contract.
+    names = page.locator("article[data-dataset]").evaluate_all(
+        "nodes => nodes.map(n => n.dataset.dataset)"
+    )
+    assert sorted(names) == sorted(
+        ["inventory", "item_returns", "order_items", "orders", "products", "returns", "stock"]
+    )
+    held = re.findall(
+        r"([\d,]+) rows? held in quarantine", page.locator("main").text_content() or ""
+    )
+    assert held and set(held) == {"0"}
+    shot(page, "portal-ops-status")
+    page.goto(f"{portal.origin}/operations")
+    page.get_by_role("link", name="Data catalog").click()
+    page.wait_for_url(re.compile(r".*/analytics/ops/catalog$"))
+    page.locator('[data-member="order_items.revenue"]').first.wait_for(timeout=30_000)
+
+
+def test_a_seller_gets_no_operator_link(page: Page, portal: Portal) -> None:
+    sign_in(page, portal, "anna-admin@s001")
+    page.goto(f"{portal.origin}/operations/status")
+    page.wait_for_url(re.compile(r".*/login$"))
+    assert "#token=" not in page.url
