@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from embedkit.cache.local import LocalCache
 from embedkit.dataset import Dataset
 from embedkit.embed.keys import SigningKey
 from embedkit.embed.resources import Dashboard
@@ -59,6 +60,10 @@ class EmbedKit:
             rotation or asymmetric (EdDSA, ES256) signatures; the first one signs.
         embed: :class:`~embedkit.EmbedSettings`: host origins allowed to frame
             embeds, the URL where :meth:`asgi` is mounted, theme, locale, currency.
+        cache_bytes: memory for cached query results (default 256 MiB; 0 turns the
+            cache off). Entries are keyed by the compiled query, every bound value
+            (the tenant among them) and the data versions read, so an append makes
+            new keys and a tenant can only ever hit its own entries.
         metrics_tenants: label /metrics series with the tenant for up to this many
             tenants (the rest share ``tenant="_other"``); 0, the default, keeps the
             tenant out of metrics so their cardinality stays bounded.
@@ -77,6 +82,7 @@ class EmbedKit:
         keys: Sequence[SigningKey] = (),
         embed: EmbedSettings | None = None,
         metrics_tenants: int = 0,
+        cache_bytes: int = 256 * 2**20,
     ) -> None:
         self._store = DuckDBStore(
             database, memory_limit=memory_limit, threads=threads, shard_rows=shard_rows
@@ -91,6 +97,7 @@ class EmbedKit:
             self._clock,
             lambda: self._model,
             lambda q, p: self.scope(q, principal=p),
+            LocalCache(cache_bytes),
         )
         if secret is not None and keys:
             raise TypeError("pass either secret= or keys=, not both")

@@ -21,6 +21,8 @@ class QueryResult:
     (``orders.revenue``, ``orders.ordered_at.day``). Its schema metadata carries
     the SQL, timings and data versions too, so they travel with the table.
 
+    ``cache`` says whether the rows came from the result cache (``"hit"``), were
+    computed and cached (``"miss"``), or the cache was not used (``"off"``).
     With ``compare="previous_period"``, ``previous`` holds the period before;
     with ``compareDateRange``, ``comparisons`` holds one result per further range.
     ``date_range`` says which range a result covers when ranges were compared.
@@ -32,6 +34,7 @@ class QueryResult:
     timings: Mapping[str, float]
     data_versions: Mapping[str, int]
     total: int | None = None
+    cache: str = "off"  # "hit", "miss", or "off" (no result cache, or the Polars engine)
     previous: QueryResult | None = None
     comparisons: tuple[QueryResult, ...] = field(default=())
     date_range: str | tuple[str, ...] | None = None

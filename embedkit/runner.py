@@ -12,6 +12,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
+import pyarrow as pa
+
+from embedkit.cache.local import LocalCache
 from embedkit.compile import TOTAL_COLUMN, Compiler
 from embedkit.engines.duckdb import DuckDBStore
 from embedkit.errors import QueryError
@@ -38,8 +41,10 @@ class QueryRunner:
         clock: Callable[[], datetime],
         model: Callable[[], Model],
         scope: Callable[[Query, Principal], ScopedQuery],
+        cache: LocalCache[tuple[pa.Table, int | None]],
     ) -> None:
         self._store, self._trust, self._clock = store, trust, clock
+        self._cache = cache
         self._model, self._scope = model, scope
         self.reset()
 
@@ -69,6 +74,7 @@ class QueryRunner:
             )
             raise
         self._trust.record_query(
+            cache=_cache_of(result),
             datasets=list(result.data_versions),
             tenant=str(principal.tenant),
             seconds=time.perf_counter() - started,
@@ -93,11 +99,26 @@ class QueryRunner:
         t0 = time.perf_counter()
         scoped = self._scope(q, principal)
         t1 = time.perf_counter()
+        cache = "off"
         if engine == "duckdb":
             compiled = self._compiler.compile(scoped)
             t2 = time.perf_counter()
-            table, _ = self._store.execute(compiled)
             sql = compiled.sql
+
+            def compute() -> tuple[pa.Table, int | None]:
+                table, _ = self._store.execute(compiled)
+                return self._total(table, q, principal, engine)
+
+            if self._cache.max_bytes:
+                # The key holds everything the rows depend on: the SQL (its shape and the
+                # shards it reads), every bound value (the tenant and row-rule values,
+                # resolved dates) and the data versions read. Another scope is another key.
+                versions = tuple(sorted(scoped.data_versions.items()))
+                key = (sql, _frozen(compiled.params), versions)
+                (table, total), hit = self._cache.get_or_compute(key, compute, _size)
+                cache = "hit" if hit else "miss"
+            else:
+                table, total = compute()
         elif engine == "polars":
             from embedkit.engines.polars import PolarsEngine, execute
 
@@ -105,18 +126,11 @@ class QueryRunner:
                 self._polars = PolarsEngine(self._store.arrow)
             planned = self._polars.compile(scoped)
             t2 = time.perf_counter()
-            table = execute(planned)
+            table, total = self._total(execute(planned), q, principal, engine)
             sql = ""
         else:
             raise QueryError(f"unknown engine {engine!r}; engines are: duckdb, polars")
         t3 = time.perf_counter()
-        total: int | None = None
-        if TOTAL_COLUMN in table.column_names:
-            column = table.column(TOTAL_COLUMN)
-            total = (
-                int(column[0].as_py()) if table.num_rows else self._count_all(q, principal, engine)
-            )
-            table = table.drop_columns([TOTAL_COLUMN])
         timings = {
             "scope_ms": (t1 - t0) * 1e3,
             "compile_ms": (t2 - t1) * 1e3,
@@ -133,7 +147,18 @@ class QueryRunner:
             timings=timings,
             data_versions=scoped.data_versions,
             total=total,
+            cache=cache,
         )
+
+    def _total(
+        self, table: pa.Table, q: Query, principal: Principal, engine: Engine
+    ) -> tuple[pa.Table, int | None]:
+        """The rows without the total column, and the total it carried."""
+        if TOTAL_COLUMN not in table.column_names:
+            return table, None
+        column = table.column(TOTAL_COLUMN)
+        total = int(column[0].as_py()) if table.num_rows else self._count_all(q, principal, engine)
+        return table.drop_columns([TOTAL_COLUMN]), total
 
     def _count_all(self, q: Query, principal: Principal, engine: Engine) -> int:
         """The row count when the page is empty (limit 0, or offset past the end), so no
@@ -151,3 +176,24 @@ def _datasets_named(q: Query | None, model: Model) -> list[str]:
     names = {m.split(".")[0] for m in (*q.measures, *q.dimensions)}
     names |= {t.dimension.split(".")[0] for t in q.time}
     return sorted(n for n in names if n in model.datasets)
+
+
+def _size(value: tuple[pa.Table, int | None]) -> int:
+    return int(value[0].nbytes) + 512
+
+
+def _cache_of(result: QueryResult) -> str:
+    """One word for the query log: "hit" only when every part of the answer was cached."""
+    parts = [result, *(() if result.previous is None else (result.previous,)), *result.comparisons]
+    states = {p.cache for p in parts}
+    return states.pop() if len(states) == 1 else "partial"
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` as a hashable key part; its type is kept, since 1, 1.0 and True are
+    equal in Python but not in SQL."""
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, tuple(_frozen(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((str(k), _frozen(v)) for k, v in value.items())))
+    return (type(value).__name__, value)

@@ -256,6 +256,7 @@ class Trust:
         error: BaseException | None,
         query: Mapping[str, Any] | None,
         data_versions: Mapping[str, int] | None,
+        cache: str = "off",
     ) -> None:
         """Count one query in the monitor and the query log."""
         channel = _CHANNEL.get() or _PYTHON
@@ -272,6 +273,7 @@ class Trust:
             resource=channel.resource,
             query=query,
             data_versions=data_versions,
+            cache=cache,
         )
 
     # -- reports ---------------------------------------------------------------------

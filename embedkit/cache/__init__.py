@@ -1,0 +1,1 @@
+"""Caches: query results and embed responses, keyed by data version, with single-flight."""
