@@ -121,6 +121,8 @@ class EmbedKit:
             model=lambda: self._model,
             run=lambda q, p: self.query(q, principal=p),
             now=self._clock,
+            versions=lambda: self._store.versions,
+            response_bytes=cache_bytes // 4,
         )
         datasets = [datasets] if isinstance(datasets, Dataset) else list(datasets)
         if datasets:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from embedkit.cache.keys import frozen
 from embedkit.cache.local import LocalCache
 from embedkit.compile import TOTAL_COLUMN, Compiler
 from embedkit.engines.duckdb import DuckDBStore
@@ -114,7 +115,7 @@ class QueryRunner:
                 # shards it reads), every bound value (the tenant and row-rule values,
                 # resolved dates) and the data versions read. Another scope is another key.
                 versions = tuple(sorted(scoped.data_versions.items()))
-                key = (sql, _frozen(compiled.params), versions)
+                key = (sql, frozen(compiled.params), versions)
                 (table, total), hit = self._cache.get_or_compute(key, compute, _size)
                 cache = "hit" if hit else "miss"
             else:
@@ -187,13 +188,3 @@ def _cache_of(result: QueryResult) -> str:
     parts = [result, *(() if result.previous is None else (result.previous,)), *result.comparisons]
     states = {p.cache for p in parts}
     return states.pop() if len(states) == 1 else "partial"
-
-
-def _frozen(value: Any) -> Any:
-    """``value`` as a hashable key part; its type is kept, since 1, 1.0 and True are
-    equal in Python but not in SQL."""
-    if isinstance(value, list | tuple):
-        return (type(value).__name__, tuple(_frozen(v) for v in value))
-    if isinstance(value, dict):
-        return ("dict", tuple(sorted((str(k), _frozen(v)) for k, v in value.items())))
-    return (type(value).__name__, value)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -39,6 +39,7 @@ class WidgetData:
     result: QueryResult
     kpi: dict[str, Any] | None = None
     page: dict[str, Any] | None = None
+    versions: Mapping[str, int] = field(default_factory=dict)  # datasets read -> version
 
     def to_json(self) -> dict[str, Any]:
         """The JSON body the embed page reads."""

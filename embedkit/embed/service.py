@@ -8,11 +8,12 @@ for a principal, list a filter's choices, render a widget as an image.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from embedkit.cache.responses import ResponseCache
 from embedkit.embed.data import WidgetData, build_widget_data
 from embedkit.embed.definition import build_definition
 from embedkit.embed.locales import check_currency
@@ -32,6 +33,7 @@ from embedkit.embed.resources import (
     Widget,
     check_dashboard,
 )
+from embedkit.embed.sessions import Sessions
 from embedkit.embed.settings import EmbedSettings
 from embedkit.embed.theme import Theme
 from embedkit.embed.tokens import Grant, Tokens
@@ -58,8 +60,14 @@ class Embedder:
         model: Callable[[], Any],
         run: Callable[[Query, Principal], QueryResult],
         now: Callable[[], datetime],
+        versions: Callable[[], Mapping[str, int]] = dict,
+        response_bytes: int = 64 * 2**20,
     ) -> None:
         self._tokens = tokens
+        self.versions = versions
+        #: widget answers by scope, request and minute (see embedkit/cache/responses.py)
+        self.responses = ResponseCache(response_bytes)
+        self._sessions = Sessions(lambda: self.tokens)
         self.settings = settings
         self._model = model
         self._run = run
@@ -67,6 +75,10 @@ class Embedder:
         self._dashboards: dict[str, Dashboard] = {}
         self._spent: dict[str, float] = {}  # embed token id -> its expiry
         self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        """The kit's clock."""
+        return self._now()
 
     @property
     def tokens(self) -> Tokens:
@@ -200,7 +212,13 @@ class Embedder:
         return grant_for(resource, principal, locked=locked, now=self._now().timestamp())
 
     def grant(self, session: str) -> Grant:
-        return self.tokens.verify_session(session)
+        """The grant of a session token (verified once, then re-checked for expiry and
+        revocation on every use)."""
+        return self.session(session)[0]
+
+    def session(self, token: str) -> tuple[Grant, Hashable]:
+        """The grant of a session token and its scope key (see embed/sessions.py)."""
+        return self._sessions.open(token)
 
     def theme_of(self, grant: Grant) -> Theme:
         overrides = {k: v for k, v in (grant.theme or {}).items() if k != "display"}
@@ -267,15 +285,19 @@ class Embedder:
             for f in dashboard.filters
         )
         principal = grant.principal()
-        return build_widget_data(
-            target,
-            query,
-            lambda q: self._run(q, principal),
-            model,
-            page=page,
-            order=order,
-            compare=not fenced,
+        read: dict[str, int] = {}
+
+        def run(q: Query) -> QueryResult:
+            result = self._run(q, principal)
+            for part in (result, result.previous, *result.comparisons):
+                if part is not None:
+                    read.update(part.data_versions)
+            return result
+
+        data = build_widget_data(
+            target, query, run, model, page=page, order=order, compare=not fenced
         )
+        return replace(data, versions=read)
 
     def filter_values(self, grant: Grant, name: str, search: str = "") -> dict[str, Any]:
         """The choices of select filter ``name``, read under the grant's scope."""

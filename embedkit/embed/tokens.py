@@ -294,6 +294,12 @@ class Tokens:
 
         return _guard(read)
 
+    def recheck(self, grant: Grant) -> None:
+        """Refuse a grant verified earlier that has expired, or been revoked, since."""
+        if grant.expires_at <= self._clock() - self._leeway:
+            raise TokenError("expired")
+        self._check_revoked(grant.tenant, grant.resource, grant.issued_at)
+
     def _decode(self, token: object, audience: str) -> dict[str, Any]:
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
             raise TokenError("invalid", "not a string, or too long")

@@ -22,10 +22,12 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import anyio
+import orjson
 import pyarrow as pa
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from embedkit.cache.responses import Body, make_body
 from embedkit.embed.service import Embedder
 from embedkit.embed.tokens import Grant
 from embedkit.errors import QueryError, TokenError
@@ -66,8 +68,6 @@ class _Workers:
 
 
 def _json(body: Any, status: int = 200) -> Response:
-    import orjson
-
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
@@ -117,11 +117,7 @@ class Routes:
         )
 
     def _grant(self, request: Request) -> Grant:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise TokenError("invalid")
-        return self.embedder.grant(token.strip())
+        return self.embedder.grant(_bearer(request))
 
     async def page(self, request: Request) -> Response:
         nonce = secrets.token_urlsafe(16)
@@ -158,24 +154,46 @@ class Routes:
 
     async def data(self, request: Request) -> Response:
         try:
-            grant = self._grant(request)
-            params = parse_params(request.query_params.get("params"))
-            page = _page(request.query_params.get("page"))
-            order = _order(request.query_params.get("order"))
-            with self._turn(grant), self._channel("embed", grant, request):
-                data = await self.workers.run(
-                    self.embedder.widget_data,
-                    grant,
-                    request.path_params["widget"],
-                    params,
-                    page=page,
-                    order=order,
-                )
-            if ARROW_STREAM in request.headers.get("accept", ""):
-                return Response(_ipc(data.result.table), media_type=ARROW_STREAM)
-            return _json(data.to_json())
+            grant, scope = self.embedder.session(_bearer(request))
+            widget = request.path_params["widget"]
+            q = request.query_params
+            arrow = ARROW_STREAM in request.headers.get("accept", "")
+            # Relative dates ("last 7 days") move at most once a minute: the minute is in
+            # the key, so a cached answer never outlives the dates it was computed for.
+            minute = int(self.embedder.now().timestamp() // 60)
+            raw = (q.get("params") or "", q.get("page") or "", q.get("order") or "")
+            key = (scope, widget, raw, arrow, minute)
+            versions = self.embedder.versions()
+            body = self.embedder.responses.get(key, versions)
+            if body is None:
+                params = parse_params(q.get("params"))
+                page, order = _page(q.get("page")), _order(q.get("order"))
+                with self._turn(grant), self._channel("embed", grant, request):
+                    body = await self.workers.run(
+                        self._widget_body, grant, widget, params, page, order, arrow, key, versions
+                    )
+            return _send(request, body)
         except Exception as err:
             return problem_response(err)
+
+    def _widget_body(
+        self,
+        grant: Grant,
+        widget: str,
+        params: dict[str, Any],
+        page: int,
+        order: tuple[str, str] | None,
+        arrow: bool,
+        key: Any,
+        versions: Any,
+    ) -> Body:
+        def make() -> Body:
+            data = self.embedder.widget_data(grant, widget, params, page=page, order=order)
+            if arrow:
+                return make_body(_ipc(data.result.table), ARROW_STREAM, data.versions)
+            return make_body(orjson.dumps(data.to_json()), "application/json", data.versions)
+
+        return self.embedder.responses.compute(key, versions, make)
 
     async def values(self, request: Request) -> Response:
         try:
@@ -229,6 +247,31 @@ class Routes:
 
     async def error(self, request: Request, exc: Exception) -> Response:
         return problem_response(exc)
+
+
+def _bearer(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise TokenError("invalid")
+    return token.strip()
+
+
+def _send(request: Request, body: Body) -> Response:
+    """``body`` as a response: 304 when the client holds it already (If-None-Match),
+    compressed when the client accepts it and it is large enough to gain."""
+    headers = {
+        "ETag": body.etag,
+        # The browser may keep it, but asks again each time (with If-None-Match).
+        "Cache-Control": "private, no-cache",
+        "Vary": "Authorization, Accept, Accept-Encoding",
+    }
+    wanted = request.headers.get("if-none-match", "")
+    if wanted and body.etag in (tag.strip() for tag in wanted.split(",")):
+        return Response(status_code=304, headers=headers)
+    content, encoding = body.encoded(request.headers.get("accept-encoding", ""))
+    if encoding:
+        headers["Content-Encoding"] = encoding
+    return Response(content, media_type=body.media_type, headers=headers)
 
 
 async def _small_body(request: Request) -> bytes:
