@@ -28,6 +28,7 @@ from sqlglot import exp
 
 from embedkit.compile import stored_table
 from embedkit.dataset import SQL
+from embedkit.engines import catalog
 from embedkit.engines.sql_datasets import materialisation
 from embedkit.errors import BatchRejected, first_line
 from embedkit.trust.checks import TENANT, VIOLATIONS
@@ -134,6 +135,9 @@ def append(
                 if replaying:
                     _mark_replayed(cur, replaying, now)
                 changed = _rebuild_dependents(store, cur, name)
+                if store.persistent:
+                    for dataset in (name, *changed):
+                        catalog.set_version(cur, dataset, store.versions.get(dataset, 0) + 1)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")

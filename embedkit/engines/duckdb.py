@@ -9,7 +9,6 @@ are read by Polars and handed to DuckDB as Arrow.
 
 from __future__ import annotations
 
-import glob
 import threading
 import time
 import warnings
@@ -19,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import polars as pl
 import pyarrow as pa
 from sqlglot import exp
 
 from embedkit.compile import STORE, CompiledQuery, stored_table
-from embedkit.dataset import SQL, Dataset, file_format
-from embedkit.engines import shards
+from embedkit.dataset import SQL, Dataset
+from embedkit.engines import catalog, shards
+from embedkit.engines.sources import fingerprint, read_source
 from embedkit.engines.sql_datasets import materialisation, read_datasets
 from embedkit.errors import DataLoadError, ExecutionError, ModelError, first_line
 from embedkit.trust.checks import Reference
@@ -101,6 +100,7 @@ class DuckDBStore:
             self._con.execute("SET TimeZone = 'UTC'")
             self._con.execute("SET lock_configuration = true")
             create_quarantine(self._con)
+            catalog.create(self._con)
         except duckdb.Error as err:
             raise DataLoadError(f"cannot open DuckDB database {str(database)!r}: {err}") from None
         self._lock = threading.RLock()
@@ -110,6 +110,9 @@ class DuckDBStore:
         self.definitions: dict[str, Dataset] = {}
         #: the datasets each SQL dataset reads (rebuilt when one of them changes)
         self.reads: dict[str, frozenset[str]] = {}
+        #: datasets whose rows this database file already held, as they were stored
+        self.reopened: set[str] = set()
+        self.persistent = str(database) != ":memory:"
         #: tenant -> shard of each dataset stored in shards (see engines/shards.py)
         self.shards: dict[str, dict[Any, int]] = {}
 
@@ -137,6 +140,16 @@ class DuckDBStore:
                 raise DataLoadError(f"dataset '{name}' is already registered")
             order = [c for c in (dataset.tenant_key, dataset.time) if c]
             known = {n: d for n, d in (registered or {}).items() if n in self._columns}
+            source_print, definition = self._prints(dataset, known)
+            remembered = catalog.recall(self._con, name) if self.persistent else None
+            if (
+                remembered is not None
+                and source_print is not None
+                and (remembered.fingerprint, remembered.definition) == (source_print, definition)
+                and self._exists(name)
+            ):
+                return self._reopen(dataset, known, remembered.version, moment)
+            version = 1 if remembered is None else remembered.version + 1
             if isinstance(dataset.source, SQL):
                 body = materialisation(dataset, known)
                 self.reads[name] = read_datasets(dataset, known)
@@ -147,7 +160,7 @@ class DuckDBStore:
                 except duckdb.Error as err:
                     raise _store_error(dataset, err) from None
             else:
-                self._con.register(_STAGE, self._arrow_source(dataset))
+                self._con.register(_STAGE, read_source(dataset))
             try:
                 source = exp.table_(_STAGE, quoted=True)
                 columns = self._con.execute(f"DESCRIBE {_STAGE}").fetchall()
@@ -192,6 +205,8 @@ class DuckDBStore:
                     forget_registration(self._con, name)
                     quarantine_bad_rows(self._con, rows, params, report)
                     self._store(self._con, dataset, good_rows(rows, list(types)), params, order)
+                    if self.persistent:
+                        catalog.remember(self._con, name, source_print, definition, version, moment)
                     self._con.execute("COMMIT")
                 except duckdb.Error as err:
                     self._con.execute("ROLLBACK")
@@ -204,8 +219,51 @@ class DuckDBStore:
             rows_desc = self._con.sql(f"DESCRIBE {stored_table(name).sql('duckdb')}")
             self._columns[name] = {r[0]: r[1] for r in rows_desc.fetchall()}
             self.definitions[name] = dataset
-            self.versions[name] = 1
+            self.versions[name] = version
             return report
+
+    def _prints(self, dataset: Dataset, known: Mapping[str, Dataset]) -> tuple[str | None, str]:
+        """The source's fingerprint (None: cannot tell, read it again) and the
+        definition's hash. A SQL dataset's source is the datasets it reads: it is
+        reused only when every one of them was."""
+        if not self.persistent:
+            return None, ""
+        if isinstance(dataset.source, SQL):
+            try:
+                reads = read_datasets(dataset, known)
+            except DataLoadError:
+                return None, ""  # reading it properly below reports what is wrong
+            reused = all(r in self.reopened for r in reads)
+            versions = ",".join(f"{r}={self.versions.get(r)}" for r in sorted(reads))
+            source_print = "sql" if reused and self.persistent else None
+            return source_print, catalog.definition_hash(dataset, self._shard_rows, versions)
+        return fingerprint(dataset), catalog.definition_hash(dataset, self._shard_rows)
+
+    def _exists(self, name: str) -> bool:
+        found = self._con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_catalog = $1 "
+            "AND table_schema = 'main' AND table_name = $2",
+            [STORE, name],
+        ).fetchall()
+        return bool(found[0][0])
+
+    def _reopen(
+        self, dataset: Dataset, known: Mapping[str, Dataset], version: int, now: datetime
+    ) -> BatchReport:
+        """Use the rows the database file already holds for ``dataset``."""
+        name = dataset.name
+        if isinstance(dataset.source, SQL):
+            self.reads[name] = read_datasets(dataset, known)
+        if dataset.tenant_key and dataset.public is not True:
+            routes = shards.routes(self._con, name, dataset.tenant_key)
+            if routes is not None:
+                self.shards[name] = routes
+        rows = self._con.sql(f"DESCRIBE {stored_table(name).sql('duckdb')}")
+        self._columns[name] = {r[0]: r[1] for r in rows.fetchall()}
+        self.definitions[name] = dataset
+        self.versions[name] = version
+        self.reopened.add(name)
+        return BatchReport(name, "", "reopen", 0, 0, at=now)
 
     def _store(
         self,
@@ -239,53 +297,6 @@ class DuckDBStore:
         if definition is not None and definition.public is not True:
             tenant_key = definition.tenant_key
         return Reference(stored_table(other), column, tenant_key)
-
-    def _arrow_source(self, dataset: Dataset) -> pa.Table:
-        src = dataset.source
-        name = dataset.name
-        if isinstance(src, pa.Table):
-            return src
-        if isinstance(src, pl.DataFrame):
-            return src.to_arrow()
-        if isinstance(src, pl.LazyFrame):
-            return _collect(src, name)
-        if isinstance(src, str | Path):
-            fmt = file_format(dataset)
-            if fmt is None:
-                raise DataLoadError(
-                    f"dataset '{name}': cannot tell the format of {str(src)!r}; name the file "
-                    "*.parquet, *.csv, *.tsv, *.ndjson or *.json, or pass format='parquet' | "
-                    "'csv' | 'tsv' | 'ndjson' | 'json'"
-                )
-            path = str(src)
-            if any(ch in path for ch in "*?["):
-                if not glob.glob(path, recursive=True):
-                    raise DataLoadError(f"dataset '{name}': no file matches {path!r}")
-            elif not Path(path).exists():
-                raise DataLoadError(f"dataset '{name}': file {path!r} does not exist")
-            scan = {
-                "parquet": lambda: pl.scan_parquet(path),
-                "csv": lambda: pl.scan_csv(path, try_parse_dates=True),
-                "tsv": lambda: pl.scan_csv(path, separator="\t", try_parse_dates=True),
-                "ndjson": lambda: pl.scan_ndjson(path),
-                "json": lambda: _read_json(path),
-            }.get(fmt)
-            if scan is None:
-                raise DataLoadError(
-                    f"dataset '{name}': unknown format {fmt!r}; use parquet, csv, tsv, ndjson "
-                    "or json"
-                )
-            try:
-                frame = _parse_time_columns(scan(), dataset)
-            except Exception as err:  # Polars raises many kinds; all mean "cannot read"
-                raise DataLoadError(
-                    f"dataset '{name}': cannot read {path!r}: {first_line(err)}"
-                ) from None
-            return _collect(frame, name, path)
-        raise DataLoadError(
-            f"dataset '{name}': unsupported source {type(src).__name__}; use a path or glob, "
-            "a pyarrow.Table, a polars DataFrame/LazyFrame, or embedkit.SQL('...')"
-        )
 
     # -- what the model needs --------------------------------------------------------
 
@@ -353,6 +364,8 @@ class DuckDBStore:
         with self._lock:
             shards.clear(self._con, dataset)
             forget_registration(self._con, dataset)
+            catalog.forget(self._con, dataset)
+            self.reopened.discard(dataset)
             self.definitions.pop(dataset, None)
             self.reads.pop(dataset, None)
             self._columns.pop(dataset, None)
@@ -370,31 +383,3 @@ def _store_error(dataset: Dataset, err: duckdb.Error) -> DataLoadError:
             f"'{dataset.tenant_key}'"
         )
     return DataLoadError(f"dataset '{dataset.name}': cannot store its rows: {first_line(err)}")
-
-
-def _read_json(path: str) -> pl.LazyFrame:
-    """A .json file: one array of objects, or (as often found) one object per line."""
-    try:
-        return pl.read_json(path).lazy()
-    except Exception:  # not an array: try newline-delimited JSON before giving up
-        return pl.scan_ndjson(path)
-
-
-def _parse_time_columns(frame: pl.LazyFrame, dataset: Dataset) -> pl.LazyFrame:
-    """Text files carry times as ISO strings: parse the declared time columns."""
-    schema = frame.collect_schema()
-    wanted = {dataset.time} | {t.name for t in dataset.time_dimensions if t.sql is None}
-    text = sorted(c for c in wanted if c and schema.get(c) == pl.String)
-    if not text:
-        return frame
-    return frame.with_columns(pl.col(c).str.to_datetime(strict=True) for c in text)
-
-
-def _collect(frame: pl.LazyFrame, name: str, path: str | None = None) -> pa.Table:
-    try:
-        return frame.collect().to_arrow()
-    except Exception as err:  # Polars raises many kinds; all mean "cannot read"
-        where = f" from {path!r}" if path else ""
-        raise DataLoadError(
-            f"dataset '{name}': cannot read its rows{where}: {first_line(err)}"
-        ) from None

@@ -20,7 +20,7 @@ from sqlglot import exp
 
 from embedkit.compile import SHARD_SCHEMA, STORE, stored_table
 
-__all__ = ["SHARD_ROWS", "clear", "split"]
+__all__ = ["SHARD_ROWS", "clear", "routes", "split"]
 
 #: Datasets with more rows than this are split; each shard holds about this many.
 SHARD_ROWS = 2_000_000
@@ -106,4 +106,29 @@ def split(
         union = exp.union(union, part, distinct=False)
     con.execute(exp.Drop(tables=[table.copy()], kind="TABLE").sql("duckdb"))
     con.execute(exp.Create(this=table.copy(), kind="VIEW", expression=union).sql("duckdb"))
+    return shard_of
+
+
+def routes(con: duckdb.DuckDBPyConnection, dataset: str, tenant_key: str) -> dict[Any, int] | None:
+    """Each tenant's shard, read back from the shards a database file holds (None when
+    the dataset is one table)."""
+    found = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = $1 "
+        "AND table_schema = $2 AND starts_with(table_name, $3) ORDER BY table_name",
+        [STORE, SHARD_SCHEMA, f"{dataset}."],
+    ).fetchall()
+    if not found:
+        return None
+    key = exp.column(tenant_key, quoted=True)
+    shard_of: dict[Any, int] = {}
+    for (table,) in found:
+        index = int(str(table).rsplit(".", 1)[1])
+        query = (
+            exp.select(key)
+            .distinct()
+            .from_(stored_table(dataset, index))
+            .where(exp.Not(this=exp.Is(this=key.copy(), expression=exp.Null())))
+        )
+        for (tenant,) in con.execute(query.sql("duckdb")).fetchall():
+            shard_of[tenant] = index
     return shard_of

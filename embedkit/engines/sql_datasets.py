@@ -160,12 +160,17 @@ def _per_tenant(tree: exp.Query, tenant_key: str, sources: Mapping[str, Dataset]
 
 
 def read_datasets(dataset: Dataset, registered: Mapping[str, Dataset]) -> frozenset[str]:
-    """The registered datasets ``dataset``'s SQL reads (it is rebuilt when they change)."""
+    """The registered datasets ``dataset``'s SQL reads (it is rebuilt when they change).
+    Raises DataLoadError when the SQL is not a query over registered datasets."""
     assert isinstance(dataset.source, SQL)
-    tree = sqlglot.parse_one(dataset.source.query, read="duckdb")
-    assert isinstance(tree, exp.Query)
 
     def fail(message: str) -> DataLoadError:
         return DataLoadError(f"dataset '{dataset.name}': {message}")
 
+    try:
+        tree = sqlglot.parse_one(dataset.source.query, read="duckdb")
+    except ParseError as err:
+        raise fail(f"cannot parse its SQL: {parse_error_text(err)}") from None
+    if not isinstance(tree, exp.Query):
+        raise fail("its SQL must be a SELECT query")
     return frozenset(t.name for t in _base_tables(tree, fail, registered))
