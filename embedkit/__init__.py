@@ -34,7 +34,7 @@ from embedkit.query.json import QUERY_JSON_SCHEMA
 from embedkit.query.spec import And, Filter, Or, Query, Time
 from embedkit.result import QueryResult
 from embedkit.security.rules import ColumnRule, Principal, RowRule
-from embedkit.semantic.members import Dimension, Join, Measure, Segment, TimeDimension
+from embedkit.semantic.members import Dimension, Join, Measure, Rollup, Segment, TimeDimension
 from embedkit.semantic.model import Model
 from embedkit.trust.contract import Contract
 from embedkit.trust.ingest import BatchReport
@@ -77,6 +77,7 @@ __all__ = [
     "Query",
     "QueryError",
     "QueryResult",
+    "Rollup",
     "RowRule",
     "ScopedQuery",
     "Segment",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from embedkit.security.rules import ColumnRule, RowRule
-from embedkit.semantic.members import Dimension, Join, Measure, Segment, TimeDimension
+from embedkit.semantic.members import Dimension, Join, Measure, Rollup, Segment, TimeDimension
 from embedkit.trust.contract import Contract
 
 if TYPE_CHECKING:
@@ -62,6 +62,8 @@ class Dataset:
             break it are quarantined, never served (see docs/trust.md).
         slo: the :class:`~embedkit.SLO` it promises (availability, latency,
             freshness, defect rate), measured continuously.
+        rollups: :class:`~embedkit.Rollup` pre-aggregations, stored and refreshed
+            with the dataset and used automatically when they answer a query exactly.
     """
 
     name: str
@@ -82,6 +84,7 @@ class Dataset:
     format: FileFormat | None = None
     contract: Contract | None = None
     slo: SLO | None = None
+    rollups: Sequence[Rollup] = ()
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -116,6 +119,7 @@ class Dataset:
             "joins": Join,
             "row_rules": RowRule,
             "column_rules": ColumnRule,
+            "rollups": Rollup,
         }
         for field_name, kind in expected.items():
             items = getattr(self, field_name)

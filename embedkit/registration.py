@@ -11,6 +11,7 @@ from datetime import datetime
 from embedkit.dataset import NAME_PATTERN, Dataset, load_order
 from embedkit.engines.duckdb import DuckDBStore
 from embedkit.errors import DataLoadError, ModelError, Problem
+from embedkit.rollups import rollup_datasets
 from embedkit.semantic.model import Model
 from embedkit.semantic.validate import resolve
 from embedkit.trust.ingest import BatchReport
@@ -32,6 +33,13 @@ def register(
     problems: list[Problem] = []
     loaded: list[Dataset] = []
     reports: list[BatchReport] = []
+    generated: list[Dataset] = []
+    for ds in datasets:
+        try:
+            generated += rollup_datasets(ds)
+        except (ValueError, TypeError) as err:
+            problems.append(Problem(ds.name, "rollups", str(err).removeprefix("rollup: ")))
+    datasets = [*datasets, *generated]
     names = [d.name for d in datasets]
     for ds in load_order(datasets):
         if names.count(ds.name) > 1 or ds.name in current.datasets:

@@ -35,6 +35,7 @@ class QueryResult:
     data_versions: Mapping[str, int]
     total: int | None = None
     cache: str = "off"  # "hit", "miss", or "off" (no result cache, or the Polars engine)
+    rollup: str | None = None  # the rollup dataset that answered, if one did
     previous: QueryResult | None = None
     comparisons: tuple[QueryResult, ...] = field(default=())
     date_range: str | tuple[str, ...] | None = None

@@ -23,6 +23,7 @@ from embedkit.plan import ScopedQuery
 from embedkit.query.compare import comparisons, range_of
 from embedkit.query.spec import Query
 from embedkit.result import QueryResult, with_metadata
+from embedkit.rollups import rewrite
 from embedkit.security.rules import Principal
 from embedkit.semantic.model import Model
 from embedkit.trust.service import Trust
@@ -53,6 +54,8 @@ class QueryRunner:
         """Forget compiled shapes and Polars frames (they belong to the previous model)."""
         self._compiler = Compiler("duckdb")
         self._polars: Any = None
+        #: whether any rollup is registered (queries may then be answered from one)
+        self.rollups = any("rollup" in ds.definition.meta for ds in self._model().datasets.values())
 
     def query(
         self, query: Query | Mapping[str, Any], *, principal: Principal, engine: Engine
@@ -97,6 +100,30 @@ class QueryRunner:
         return self._run(q, principal, engine)
 
     def _run(self, q: Query, principal: Principal, engine: Engine) -> QueryResult:
+        rewritten = self._from_rollup(q) if self.rollups else None
+        if rewritten is None:
+            return self._run_query(q, principal, engine)
+        query, target, prefix = rewritten
+        result = self._run_query(query, principal, engine)
+        names = [
+            prefix + n[len(target) :] if n.startswith(target) else n
+            for n in result.table.column_names
+        ]
+        return replace(result, table=result.table.rename_columns(names), rollup=target[:-1])
+
+    def _from_rollup(self, q: Query) -> tuple[Query, str, str] | None:
+        model = self._model()
+        rollups = [
+            ds.definition for ds in model.datasets.values() if "rollup" in ds.definition.meta
+        ]
+
+        def measures_of(name: str) -> set[str]:
+            ds = model.datasets[name]
+            return {m.name for m in ds.members.values() if m.kind == "measure"}
+
+        return rewrite(q, rollups, self._clock, measures_of)
+
+    def _run_query(self, q: Query, principal: Principal, engine: Engine) -> QueryResult:
         t0 = time.perf_counter()
         scoped = self._scope(q, principal)
         t1 = time.perf_counter()

@@ -22,6 +22,7 @@ __all__ = [
     "Measure",
     "Part",
     "Relationship",
+    "Rollup",
     "Segment",
     "TimeDimension",
 ]
@@ -163,3 +164,38 @@ def _check_texts(member: Dimension | TimeDimension | Measure | Segment) -> None:
         value = getattr(member, field_name, None)
         if value is not None and not isinstance(value, str):
             raise TypeError(f"{kind}('{member.name}'): {field_name} must be SQL text")
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """A pre-aggregation of a dataset: ``measures`` by ``dimensions`` by ``time`` bucket.
+
+    Args:
+        name: its name; the rollup is stored as the dataset ``<dataset>__<name>``.
+        measures: names of the dataset's measures (derived ones bring their parts).
+        dimensions: names of the dataset's dimensions it keeps.
+        time: the time column it buckets (default: the dataset's ``time``); None for
+            no time bucket.
+        grain: the bucket: ``"hour"``, ``"day"`` (default), ``"week"`` or ``"month"``.
+        timezone: the zone buckets are cut in; only queries in this zone use it.
+    """
+
+    name: str
+    measures: Sequence[str]
+    dimensions: Sequence[str] = ()
+    time: str | None = ""
+    grain: str = "day"
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        where = f"Rollup({self.name!r})"
+        for name in ("measures", "dimensions"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                raise TypeError(f"{where}: {name} must be a list of names")
+            object.__setattr__(self, name, tuple(value))
+        if self.grain not in ("hour", "day", "week", "month"):
+            raise ValueError(f"{where}: grain must be 'hour', 'day', 'week' or 'month'")
+        from embedkit.query.dates import zone
+
+        zone(self.timezone)

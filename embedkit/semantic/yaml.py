@@ -35,7 +35,7 @@ import yaml
 from embedkit.dataset import SQL, Dataset
 from embedkit.errors import ModelError, Problem
 from embedkit.security.rules import ColumnRule, RowRule
-from embedkit.semantic.members import Dimension, Join, Measure, Segment, TimeDimension
+from embedkit.semantic.members import Dimension, Join, Measure, Rollup, Segment, TimeDimension
 
 __all__ = ["load_datasets"]
 
@@ -49,6 +49,7 @@ _LISTS: dict[str, Callable[..., Any]] = {
     "joins": Join,
     "row_rules": RowRule,
     "column_rules": ColumnRule,
+    "rollups": Rollup,
 }
 
 
