@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from embedkit.cache.local import LocalCache
+from embedkit.cache.shared import SharedCache
 from embedkit.dataset import Dataset
 from embedkit.embed.keys import SigningKey
 from embedkit.embed.resources import Dashboard
@@ -64,6 +65,8 @@ class EmbedKit:
             cache off). Entries are keyed by the compiled query, every bound value
             (the tenant among them) and the data versions read, so an append makes
             new keys and a tenant can only ever hit its own entries.
+        shared_cache: a :class:`~embedkit.cache.shared.SharedCache` (Redis or the like)
+            several app processes share, behind the in-process one.
         metrics_tenants: label /metrics series with the tenant for up to this many
             tenants (the rest share ``tenant="_other"``); 0, the default, keeps the
             tenant out of metrics so their cardinality stays bounded.
@@ -83,6 +86,7 @@ class EmbedKit:
         embed: EmbedSettings | None = None,
         metrics_tenants: int = 0,
         cache_bytes: int = 256 * 2**20,
+        shared_cache: SharedCache | None = None,
     ) -> None:
         self._store = DuckDBStore(
             database, memory_limit=memory_limit, threads=threads, shard_rows=shard_rows
@@ -98,6 +102,7 @@ class EmbedKit:
             lambda: self._model,
             lambda q, p: self.scope(q, principal=p),
             LocalCache(cache_bytes),
+            shared_cache,
         )
         if secret is not None and keys:
             raise TypeError("pass either secret= or keys=, not both")

@@ -6,6 +6,9 @@ or refused, is recorded in the trust monitor (SLOs, metrics, the query log).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import pickle
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -16,6 +19,7 @@ import pyarrow as pa
 
 from embedkit.cache.keys import frozen
 from embedkit.cache.local import LocalCache
+from embedkit.cache.shared import SharedCache
 from embedkit.compile import TOTAL_COLUMN, Compiler
 from embedkit.engines.duckdb import DuckDBStore
 from embedkit.errors import QueryError
@@ -44,9 +48,10 @@ class QueryRunner:
         model: Callable[[], Model],
         scope: Callable[[Query, Principal], ScopedQuery],
         cache: LocalCache[tuple[pa.Table, int | None]],
+        shared: SharedCache | None = None,
     ) -> None:
         self._store, self._trust, self._clock = store, trust, clock
-        self._cache = cache
+        self._cache, self._shared = cache, shared
         self._model, self._scope = model, scope
         self.reset()
 
@@ -143,6 +148,8 @@ class QueryRunner:
                 # resolved dates) and the data versions read. Another scope is another key.
                 versions = tuple(sorted(scoped.data_versions.items()))
                 key = (sql, frozen(compiled.params), versions)
+                if self._shared is not None:
+                    compute = _through(self._shared, key, compute)
                 (table, total), hit = self._cache.get_or_compute(key, compute, _size)
                 cache = "hit" if hit else "miss"
             else:
@@ -215,3 +222,36 @@ def _cache_of(result: QueryResult) -> str:
     parts = [result, *(() if result.previous is None else (result.previous,)), *result.comparisons]
     states = {p.cache for p in parts}
     return states.pop() if len(states) == 1 else "partial"
+
+
+def _through(
+    shared: SharedCache, key: Any, compute: Callable[[], tuple[pa.Table, int | None]]
+) -> Callable[[], tuple[pa.Table, int | None]]:
+    """``compute`` behind the shared cache: read it first, fill it after. Any failure of
+    the shared store counts as a miss; the answer is computed here instead."""
+    digest = hashlib.sha256(pickle.dumps(key, protocol=5)).hexdigest()
+
+    def read_or_compute() -> tuple[pa.Table, int | None]:
+        try:
+            found = shared.get(digest)
+        except Exception:  # a shared store that fails is a miss, never an error
+            found = None
+        if found is not None:
+            with pa.ipc.open_stream(found) as reader:
+                table = reader.read_all()
+            meta = table.schema.metadata or {}
+            total = meta.get(b"embedkit.total")
+            return table.replace_schema_metadata(None), None if total is None else int(total)
+        table, total = compute()
+        sink = pa.BufferOutputStream()
+        stored = table.replace_schema_metadata(
+            None if total is None else {b"embedkit.total": str(total).encode()}
+        )
+        with pa.ipc.new_stream(sink, stored.schema) as writer:
+            writer.write_table(stored)
+        # The answer stands even when the shared store is down.
+        with contextlib.suppress(Exception):
+            shared.set(digest, sink.getvalue().to_pybytes())
+        return table, total
+
+    return read_or_compute

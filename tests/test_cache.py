@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import embedkit as ek
 from embedkit.cache.local import LocalCache
+from embedkit.cache.shared import MemoryCache
 
 T0 = datetime(2026, 11, 1)
 ROWS = pl.DataFrame(
@@ -28,20 +29,20 @@ ROWS = pl.DataFrame(
 )
 
 
-def make_kit(cache_bytes: int) -> ek.EmbedKit:
-    return ek.EmbedKit(
-        ek.Dataset(
-            "orders",
-            ROWS,
-            tenant_key="seller",
-            time="placed_at",
-            dimensions=["region", "status"],
-            measures=[ek.Measure("revenue", "sum", sql="amount"), ek.Measure("count", "count")],
-            row_rules=[ek.RowRule("region", claim="regions")],
-        ),
-        cache_bytes=cache_bytes,
-        shard_rows=4,
+def orders() -> ek.Dataset:
+    return ek.Dataset(
+        "orders",
+        ROWS,
+        tenant_key="seller",
+        time="placed_at",
+        dimensions=["region", "status"],
+        measures=[ek.Measure("revenue", "sum", sql="amount"), ek.Measure("count", "count")],
+        row_rules=[ek.RowRule("region", claim="regions")],
     )
+
+
+def make_kit(cache_bytes: int) -> ek.EmbedKit:
+    return ek.EmbedKit(orders(), cache_bytes=cache_bytes, shard_rows=4)
 
 
 QUERIES = st.sampled_from(
@@ -187,3 +188,42 @@ def test_the_byte_budget_evicts_least_recently_used() -> None:
     assert cache.get("huge") is None and cache.stats().evictions == 2
     with pytest.raises(ValueError, match="max_bytes"):
         LocalCache(-1)
+
+
+class FlakyStore(MemoryCache):
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.gets = 0
+
+    def get(self, key: str) -> bytes | None:
+        self.gets += 1
+        if self.down:
+            raise ConnectionError("store down")
+        return super().get(key)
+
+
+def test_replicas_share_answers_through_a_shared_cache() -> None:
+    shared = FlakyStore()
+    first = ek.EmbedKit(orders(), shared_cache=shared)
+    second = ek.EmbedKit(orders(), shared_cache=shared)
+    anna = ek.Principal(1, {"regions": ["EU", "US"]})
+    q = {"measures": ["orders.revenue"], "dimensions": ["orders.region"], "total": True, "limit": 1}
+    a = first.query(q, principal=anna)
+    assert a.cache == "miss" and len(shared._items) == 1
+    # The second replica finds the answer in the shared store: no engine run.
+    calls = 0
+    execute = second._store.execute
+
+    def counted(compiled: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return execute(compiled)
+
+    second._store.execute = counted  # type: ignore[method-assign]
+    b = second.query(q, principal=anna)
+    assert calls == 0 and b.to_pylist() == a.to_pylist() and b.total == a.total == 2
+    # Another scope is another key; a store that fails is a miss, not an error.
+    shared.down = True
+    other = second.query(q, principal=ek.Principal(3, {"regions": ["EU"]}))
+    assert calls == 1 and other.to_pylist() != a.to_pylist()
