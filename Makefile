@@ -32,7 +32,9 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
-# benchmarks/http.py loads the server with Debian's wrk.
+# benchmarks/http.py loads the server with Debian's wrk. Each benchmark writes
+# benchmarks/results/<name>.json (<name>-quick.json with --quick); report.py then
+# writes benchmarks/results/README.md and its charts from every result there.
 WRK := /usr/bin/wrk
 
 bench: $(STAMP)
@@ -41,6 +43,7 @@ bench: $(STAMP)
 	@mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/core.py --json benchmarks/results/core.json
 	$(BIN)/python benchmarks/http.py --json benchmarks/results/http.json
+	$(BIN)/python benchmarks/report.py
 
 bench-quick: $(STAMP)
 	test -x $(WRK) || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk \
@@ -48,6 +51,7 @@ bench-quick: $(STAMP)
 	@mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/core.py --quick --json benchmarks/results/core-quick.json
 	$(BIN)/python benchmarks/http.py --quick --json benchmarks/results/http-quick.json
+	$(BIN)/python benchmarks/report.py
 
 # The seller portal example (examples/seller_portal): makes its data once, then serves it.
 PORT ?= 8000

@@ -377,6 +377,8 @@ class Tokens:
             self._cutoffs[key] = max(self._cutoffs.get(key, cutoff), cutoff)
 
     def _check_revoked(self, tenant: TenantId, resource: str | None, issued_at: float) -> None:
+        if not self._cutoffs:
+            return
         who = str(tenant)
         keys: list[tuple[str | None, str | None]] = [(who, None)]
         if resource is not None:

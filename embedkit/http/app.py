@@ -27,9 +27,10 @@ def create_app(embedder: Embedder, ops: Operations | None = None) -> Starlette:
     r = Routes(embedder, templates)
     return Starlette(
         routes=[
+            # The data route first: it is the one a dashboard calls most.
+            Route("/data/{widget}", r.data, methods=["GET"]),
             Route("/embed/{resource:path}", r.page, methods=["GET"]),
             Route("/session", r.session, methods=["POST"]),
-            Route("/data/{widget}", r.data, methods=["GET"]),
             Route("/values/{filter}", r.values, methods=["GET"]),
             Route("/image/{widget}.{fmt}", r.image, methods=["GET"]),
             Route("/static/{name}", r.static, methods=["GET"]),

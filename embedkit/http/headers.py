@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["SecurityHeaders", "page_policy"]
@@ -49,13 +48,19 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers["Referrer-Policy"] = "no-referrer"
-                headers["X-Content-Type-Options"] = "nosniff"
-                if "cache-control" not in headers:
-                    headers["Cache-Control"] = "private, no-store"
-                if "content-security-policy" not in headers:
-                    headers["Content-Security-Policy"] = _API_POLICY
+                # Raw header list work: this runs on every response, cached ones included.
+                raw = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in raw}
+                raw += [pair for pair in _ALWAYS if pair[0] not in present]
+                raw += [pair for pair in _DEFAULTS if pair[0] not in present]
+                message["headers"] = raw
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+_ALWAYS = ((b"referrer-policy", b"no-referrer"), (b"x-content-type-options", b"nosniff"))
+_DEFAULTS = (
+    (b"cache-control", b"private, no-store"),
+    (b"content-security-policy", _API_POLICY.encode()),
+)

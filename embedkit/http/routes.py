@@ -154,25 +154,26 @@ class Routes:
 
     async def data(self, request: Request) -> Response:
         try:
-            grant, scope = self.embedder.session(_bearer(request))
+            wanted = _pick(request, _DATA_HEADERS)
+            grant, scope = self.embedder.session(_token(wanted.get(b"authorization", b"")))
             widget = request.path_params["widget"]
-            q = request.query_params
-            arrow = ARROW_STREAM in request.headers.get("accept", "")
+            arrow = ARROW_STREAM in wanted.get(b"accept", b"").decode("latin-1")
             # Relative dates ("last 7 days") move at most once a minute: the minute is in
             # the key, so a cached answer never outlives the dates it was computed for.
+            # The query string is keyed as sent; it is parsed only when computing.
             minute = int(self.embedder.now().timestamp() // 60)
-            raw = (q.get("params") or "", q.get("page") or "", q.get("order") or "")
-            key = (scope, widget, raw, arrow, minute)
+            key = (scope, widget, request.scope.get("query_string", b""), arrow, minute)
             versions = self.embedder.versions()
             body = self.embedder.responses.get(key, versions)
             if body is None:
+                q = request.query_params
                 params = parse_params(q.get("params"))
                 page, order = _page(q.get("page")), _order(q.get("order"))
                 with self._turn(grant), self._channel("embed", grant, request):
                     body = await self.workers.run(
                         self._widget_body, grant, widget, params, page, order, arrow, key, versions
                     )
-            return _send(request, body)
+            return _send(wanted, body)
         except Exception as err:
             return problem_response(err)
 
@@ -249,29 +250,53 @@ class Routes:
         return problem_response(exc)
 
 
-def _bearer(request: Request) -> str:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+_DATA_HEADERS = frozenset((b"authorization", b"accept", b"if-none-match", b"accept-encoding"))
+
+
+def _pick(request: Request, names: frozenset[bytes]) -> dict[bytes, bytes]:
+    """The request headers in ``names`` (lower case), read from the raw list once."""
+    return {k.lower(): v for k, v in request.scope["headers"] if k.lower() in names}
+
+
+def _token(header: bytes) -> str:
+    scheme, _, token = header.decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise TokenError("invalid")
     return token.strip()
 
 
-def _send(request: Request, body: Body) -> Response:
+def _bearer(request: Request) -> str:
+    return _token(request.headers.get("authorization", "").encode("latin-1"))
+
+
+class _Prepared(Response):
+    """A response whose headers are ready: no header parsing or encoding per request."""
+
+    def __init__(self, content: bytes, headers: list[tuple[bytes, bytes]], status: int) -> None:
+        self.status_code = status
+        self.body = content
+        self.background = None
+        self.raw_headers = headers
+
+
+def _send(wanted: dict[bytes, bytes], body: Body) -> Response:
     """``body`` as a response: 304 when the client holds it already (If-None-Match),
     compressed when the client accepts it and it is large enough to gain."""
-    headers = {
-        "ETag": body.etag,
+    headers = [
+        (b"etag", body.etag.encode()),
         # The browser may keep it, but asks again each time (with If-None-Match).
-        "Cache-Control": "private, no-cache",
-        "Vary": "Authorization, Accept, Accept-Encoding",
-    }
-    wanted = request.headers.get("if-none-match", "")
-    if wanted and body.etag in (tag.strip() for tag in wanted.split(",")):
-        return Response(status_code=304, headers=headers)
-    content, encoding = body.encoded(request.headers.get("accept-encoding", ""))
+        (b"cache-control", b"private, no-cache"),
+        (b"vary", b"Authorization, Accept, Accept-Encoding"),
+    ]
+    match = wanted.get(b"if-none-match", b"").decode("latin-1")
+    if match and body.etag in (tag.strip() for tag in match.split(",")):
+        return _Prepared(b"", headers, 304)
+    content, encoding = body.encoded(wanted.get(b"accept-encoding", b"").decode("latin-1"))
+    headers.append((b"content-type", body.media_type.encode()))
+    headers.append((b"content-length", str(len(content)).encode()))
     if encoding:
-        headers["Content-Encoding"] = encoding
-    return Response(content, media_type=body.media_type, headers=headers)
+        headers.append((b"content-encoding", encoding.encode()))
+    return _Prepared(content, headers, 200)
 
 
 async def _small_body(request: Request) -> bytes:
