@@ -33,6 +33,7 @@ from sqlglot import exp
 from embedkit.dataset import SQL, Dataset
 from embedkit.query.dates import resolve_range, zone
 from embedkit.query.spec import And, Filter, FilterNode, Or, Query
+from embedkit.security.rules import ColumnRule
 from embedkit.semantic.expressions import parse_expression
 from embedkit.semantic.members import Dimension, Measure, Rollup
 
@@ -104,9 +105,23 @@ def rollup_datasets(base: Dataset) -> list[Dataset]:
                 raise ValueError(f"rollup '{rollup.name}': only UTC buckets are stored for now")
             select.append(exp.alias_(bucket, time, quoted=True))
         measures: list[Measure] = []
+        reads: dict[str, set[str]] = {}  # rollup column -> base columns it is made of
+        for name in rollup.dimensions:
+            sql = dims[name].sql
+            reads[name] = set(parse_expression(sql).names) if sql else {name}
         for m in _parts(base, rollup.measures):
             value = parse_expression(m.sql).tree if m.sql else None
             flt = parse_expression(m.filter).tree if m.filter else None
+            if m.agg != "derived":
+                used = {
+                    c.name for t in (value, flt) if t is not None for c in t.find_all(exp.Column)
+                }
+                stored = {
+                    "count": [f"{m.name}__count"],
+                    "avg": [f"{m.name}__sum", f"{m.name}__count"],
+                }
+                for column in stored.get(m.agg, [m.name]):
+                    reads[column] = used
             if m.agg == "count":
                 # A sum of counts over no rows is null where a count is 0.
                 part = f"{m.name}__count"
@@ -146,10 +161,23 @@ def rollup_datasets(base: Dataset) -> list[Dataset]:
                 dimensions=kept,
                 measures=measures,
                 row_rules=base.row_rules,
+                column_rules=_column_rules(base, reads),
                 meta={"rollup_of": base.name, "rollup": rollup},
             )
         )
     return made
+
+
+def _column_rules(base: Dataset, reads: dict[str, set[str]]) -> list[ColumnRule]:
+    """The base's column rules carried over: a rollup column made from a hidden base
+    column is hidden by the same rule (so every measure built on it is too)."""
+    rules: list[ColumnRule] = []
+    for rule in base.column_rules:
+        hidden = set(rule.columns)
+        columns = sorted(c for c, used in reads.items() if used & hidden)
+        if columns:
+            rules.append(ColumnRule(columns, claim=rule.claim, allow=rule.allow))
+    return rules
 
 
 def _group_count(select: list[exp.Expr]) -> int:

@@ -200,3 +200,35 @@ def test_rollup_mistakes_are_named() -> None:
         make_kit([ek.Rollup("r", measures=["revenue"], dimensions=["colour"])])
     with pytest.raises(ValueError, match="grain"):
         ek.Rollup("r", measures=["revenue"], grain="quarter")
+
+
+def test_a_rollup_hides_what_the_base_hides() -> None:
+    """A measure built on a column hidden by a column rule stays hidden when a rollup
+    could answer it: through the base name and through the rollup's own name."""
+    frame = ROWS.with_columns(cost=pl.col("amount") * 0.6)
+    dataset = ek.Dataset(
+        "orders",
+        frame,
+        tenant_key="seller",
+        time="at",
+        dimensions=["category", "region"],
+        measures=[
+            ek.Measure("revenue", "sum", sql="amount"),
+            ek.Measure("cost", "sum", sql="cost"),
+            ek.Measure("margin", "derived", sql="revenue - cost"),
+        ],
+        column_rules=[ek.ColumnRule(["cost"], claim="role", allow=["admin"])],
+        rollups=[ek.Rollup("daily", measures=["revenue", "margin"], dimensions=["category"])],
+    )
+    kit = ek.EmbedKit(dataset, clock=lambda: NOW)
+    staff, admin = ek.Principal(1, {"role": "user"}), ek.Principal(1, {"role": "admin"})
+    for member in ("orders.margin", "orders.cost", "orders__daily.margin", "orders__daily.cost"):
+        with pytest.raises(ek.AccessDenied):
+            kit.query({"measures": [member]}, principal=staff)
+    assert kit.query({"measures": ["orders.revenue"]}, principal=staff).rollup == "orders__daily"
+    answer = kit.query({"measures": ["orders.margin"]}, principal=admin)
+    mine = frame.filter(pl.col("seller") == 1)
+    assert answer.rollup == "orders__daily"
+    assert answer.to_pylist()[0]["orders.margin"] == pytest.approx(
+        (mine["amount"] - mine["cost"]).sum()
+    )

@@ -24,6 +24,7 @@ from embedkit.compile import stored_table
 from embedkit.dataset import SQL, Dataset
 from embedkit.errors import DataLoadError
 from embedkit.semantic.expressions import parse_error_text
+from embedkit.semantic.members import Rollup
 
 __all__ = ["materialisation", "read_datasets"]
 
@@ -110,7 +111,13 @@ def _check_rules(
                     f"(and keep the '{rule.column}' column)"
                 )
         hidden = {c for rule in source.column_rules for c in rule.columns}
-        if not hidden:
+        carried = (
+            isinstance(dataset.meta.get("rollup"), Rollup)
+            and dataset.meta.get("rollup_of") == source.name
+        )
+        if not hidden or carried:
+            # A rollup embedkit generated carries its base's column rules over to every
+            # column made from a hidden one (see embedkit/rollups.py).
             continue
         if any(isinstance(star, exp.Star) for star in tree.find_all(exp.Star)):
             raise fail(
