@@ -84,8 +84,17 @@ def rollup_datasets(base: Dataset) -> list[Dataset]:
         dims = {d.name: d for d in base.dimensions}
         select: list[exp.Expr] = []
         kept: list[Dimension] = []
+        guarded = {r.column for r in base.row_rules} | ({base.tenant_key} - {None})
         for name in rollup.dimensions:
             dim = dims.get(name)
+            if dim is not None and name in guarded and dim.sql and dim.sql.strip() != name:
+                # The rollup's rules and tenant key read the column of that name: it must
+                # hold the raw values, not an expression's.
+                raise ValueError(
+                    f"rollup '{rollup.name}': dimension '{name}' is computed ({dim.sql}) but "
+                    f"shares its name with a row-rule or tenant column of '{base.name}'; "
+                    "rename the dimension, or leave it out of the rollup"
+                )
             if dim is None:
                 raise ValueError(
                     f"rollup '{rollup.name}': dataset '{base.name}' has no dimension '{name}'"

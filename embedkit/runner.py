@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import pickle
 import time
 from collections.abc import Callable, Mapping
@@ -149,7 +150,7 @@ class QueryRunner:
                 versions = tuple(sorted(scoped.data_versions.items()))
                 key = (sql, frozen(compiled.params), versions)
                 if self._shared is not None:
-                    compute = _through(self._shared, key, compute)
+                    compute = _through(self._shared, self._store.key, key, compute)
                 (table, total), hit = self._cache.get_or_compute(key, compute, _size)
                 cache = "hit" if hit else "miss"
             else:
@@ -225,23 +226,36 @@ def _cache_of(result: QueryResult) -> str:
 
 
 def _through(
-    shared: SharedCache, key: Any, compute: Callable[[], tuple[pa.Table, int | None]]
+    shared: SharedCache,
+    secret: bytes,
+    key: Any,
+    compute: Callable[[], tuple[pa.Table, int | None]],
 ) -> Callable[[], tuple[pa.Table, int | None]]:
-    """``compute`` behind the shared cache: read it first, fill it after. Any failure of
-    the shared store counts as a miss; the answer is computed here instead."""
-    digest = hashlib.sha256(pickle.dumps(key, protocol=5)).hexdigest()
+    """``compute`` behind the shared cache: read it first, fill it after.
+
+    Keys and values are bound to this store's own random key (kept in its database
+    file): a key is an HMAC of the query's key, so it names no tenant or query and no
+    other store computes it, and a value carries an HMAC of its bytes, so one that was
+    altered, or written by anything else, is a miss. Any failure of the shared store
+    is a miss too; the answer is then computed here.
+    """
+    digest = hmac.new(secret, pickle.dumps(key, protocol=5), hashlib.sha256).hexdigest()
 
     def read_or_compute() -> tuple[pa.Table, int | None]:
         try:
             found = shared.get(digest)
         except Exception:  # a shared store that fails is a miss, never an error
             found = None
-        if found is not None:
-            with pa.ipc.open_stream(found) as reader:
-                table = reader.read_all()
-            meta = table.schema.metadata or {}
-            total = meta.get(b"embedkit.total")
-            return table.replace_schema_metadata(None), None if total is None else int(total)
+        if found is not None and len(found) > 32:
+            mac, body = found[:32], found[32:]
+            expected = hmac.new(secret, digest.encode() + body, hashlib.sha256).digest()
+            if hmac.compare_digest(mac, expected):
+                with pa.ipc.open_stream(body) as reader:
+                    table = reader.read_all()
+                meta = table.schema.metadata or {}
+                total = meta.get(b"embedkit.total")
+                total_value = None if total is None else int(total)
+                return table.replace_schema_metadata(None), total_value
         table, total = compute()
         sink = pa.BufferOutputStream()
         stored = table.replace_schema_metadata(
@@ -249,9 +263,11 @@ def _through(
         )
         with pa.ipc.new_stream(sink, stored.schema) as writer:
             writer.write_table(stored)
+        body = sink.getvalue().to_pybytes()
+        mac = hmac.new(secret, digest.encode() + body, hashlib.sha256).digest()
         # The answer stands even when the shared store is down.
         with contextlib.suppress(Exception):
-            shared.set(digest, sink.getvalue().to_pybytes())
+            shared.set(digest, mac + body)
         return table, total
 
     return read_or_compute

@@ -3,9 +3,12 @@ computation for many identical concurrent queries."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -203,15 +206,24 @@ class FlakyStore(MemoryCache):
         return super().get(key)
 
 
-def test_replicas_share_answers_through_a_shared_cache() -> None:
+def test_replicas_share_answers_through_a_shared_cache(tmp_path: Path) -> None:
+    """Two processes over copies of one database file share answers; a store over other
+    data, with the same SQL and versions, never reads them; altered bytes are a miss."""
+    source = tmp_path / "orders.parquet"
+    ROWS.write_parquet(source)
+
+    def dataset() -> ek.Dataset:
+        return replace(orders(), source=str(source))
+
+    ek.EmbedKit(dataset(), database=tmp_path / "a.duckdb").close()
+    shutil.copy(tmp_path / "a.duckdb", tmp_path / "b.duckdb")
     shared = FlakyStore()
-    first = ek.EmbedKit(orders(), shared_cache=shared)
-    second = ek.EmbedKit(orders(), shared_cache=shared)
+    first = ek.EmbedKit(dataset(), database=tmp_path / "a.duckdb", shared_cache=shared)
+    second = ek.EmbedKit(dataset(), database=tmp_path / "b.duckdb", shared_cache=shared)
     anna = ek.Principal(1, {"regions": ["EU", "US"]})
     q = {"measures": ["orders.revenue"], "dimensions": ["orders.region"], "total": True, "limit": 1}
     a = first.query(q, principal=anna)
     assert a.cache == "miss" and len(shared._items) == 1
-    # The second replica finds the answer in the shared store: no engine run.
     calls = 0
     execute = second._store.execute
 
@@ -223,7 +235,29 @@ def test_replicas_share_answers_through_a_shared_cache() -> None:
     second._store.execute = counted  # type: ignore[method-assign]
     b = second.query(q, principal=anna)
     assert calls == 0 and b.to_pylist() == a.to_pylist() and b.total == a.total == 2
-    # Another scope is another key; a store that fails is a miss, not an error.
+    # Another store over other rows: same SQL, same versions, never the first's answer.
+    other = ek.EmbedKit(
+        replace(orders(), source=ROWS.with_columns(pl.col("amount") * 100)), shared_cache=shared
+    )
+    theirs = other.query(q, principal=anna).to_pylist()
+    assert theirs != a.to_pylist() and theirs[0]["orders.revenue"] == pytest.approx(
+        100 * a.to_pylist()[0]["orders.revenue"]
+    )
+    # Bytes altered in the store are not trusted: the answer is computed again.
+    for key, value in list(shared._items.items()):
+        shared._items[key] = value[:40] + bytes([value[40] ^ 1]) + value[41:]
+    second.close()
+    third = ek.EmbedKit(dataset(), database=tmp_path / "b.duckdb", shared_cache=shared)
+    runs = 0
+    own = third._store.execute
+
+    def counted_third(compiled: Any) -> Any:
+        nonlocal runs
+        runs += 1
+        return own(compiled)
+
+    third._store.execute = counted_third  # type: ignore[method-assign]
+    assert third.query(q, principal=anna).to_pylist() == a.to_pylist() and runs == 1
+    # A store that fails is a miss, not an error.
     shared.down = True
-    other = second.query(q, principal=ek.Principal(3, {"regions": ["EU"]}))
-    assert calls == 1 and other.to_pylist() != a.to_pylist()
+    assert first.query({"measures": ["orders.count"]}, principal=anna).cache == "miss"

@@ -232,3 +232,21 @@ def test_a_rollup_hides_what_the_base_hides() -> None:
     assert answer.to_pylist()[0]["orders.margin"] == pytest.approx(
         (mine["amount"] - mine["cost"]).sum()
     )
+
+
+def test_a_computed_dimension_may_not_stand_in_for_a_row_rule_column() -> None:
+    rows = pl.DataFrame(
+        {"seller": [1, 1, 1], "region": ["EU", "eu", "US"], "amount": [1.0, 10.0, 100.0]}
+    )
+    with pytest.raises(ek.ModelError, match="dimension 'region' is computed"):
+        ek.EmbedKit(
+            ek.Dataset(
+                "orders",
+                rows,
+                tenant_key="seller",
+                dimensions=[ek.Dimension("region", sql="upper(region)")],
+                measures=[ek.Measure("revenue", "sum", sql="amount")],
+                row_rules=[ek.RowRule("region", claim="regions")],
+                rollups=[ek.Rollup("r", measures=["revenue"], dimensions=["region"], time=None)],
+            )
+        )

@@ -5,11 +5,15 @@ shared backend lets one replica's answer serve the others. Any store with ``get`
 and ``set`` of bytes fits (Redis, Memcached, a database table): implement
 :class:`SharedCache` and pass it as ``EmbedKit(shared_cache=...)``.
 
-Keys are SHA-256 digests of what the answer depends on (the compiled SQL, every
-bound value, the data versions read), so a key never reveals a tenant or a query,
-and values are Arrow IPC bytes of the rows. A replica that has not seen an append
-still computes its keys from its own (older) versions and so can only read answers
-for those versions; the data versions in a database file move forward only.
+Keys are HMACs, under the store's own random key kept in its database file, of
+what the answer depends on (the compiled SQL, every bound value, the data versions
+read): a key reveals no tenant or query, and only processes over the same database
+file compute the same keys, so replicas share and other apps never collide. Values
+are Arrow IPC bytes of the rows with an HMAC in front; an altered value is a miss.
+A replica that has not seen an append still computes its keys from its own (older)
+versions and so can only read answers for those versions; the data versions in a
+database file move forward only. Replicas share answers when they open the same
+database file (or copies of it); an in-memory store has a key of its own.
 """
 
 from __future__ import annotations

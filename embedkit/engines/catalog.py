@@ -12,6 +12,7 @@ again, and the data version still moves forward, never back.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,7 +22,16 @@ from sqlglot import exp
 from embedkit.compile import STORE
 from embedkit.dataset import SQL, Dataset
 
-__all__ = ["Remembered", "create", "definition_hash", "forget", "recall", "remember", "set_version"]
+__all__ = [
+    "Remembered",
+    "create",
+    "definition_hash",
+    "forget",
+    "recall",
+    "remember",
+    "set_version",
+    "store_key",
+]
 
 _TABLE = exp.table_("datasets", db="embedkit", catalog=STORE, quoted=True)
 
@@ -33,6 +43,20 @@ class Remembered:
     fingerprint: str | None
     definition: str
     version: int
+
+
+def store_key(con: duckdb.DuckDBPyConnection) -> bytes:
+    """This database's own random key (made once, kept in the file): it names and signs
+    the entries it puts in a shared cache, so no other store's entries can match."""
+    table = exp.table_("store", db="embedkit", catalog=STORE, quoted=True)
+    con.execute(f"CREATE TABLE IF NOT EXISTS {table.sql('duckdb')} (key VARCHAR NOT NULL)")
+    rows = con.execute(exp.select("key").from_(table.copy()).sql("duckdb")).fetchall()
+    if not rows:
+        key = secrets.token_hex(32)
+        insert = exp.insert(exp.values([(exp.Placeholder(this="1"),)]), table.copy())
+        con.execute(insert.sql("duckdb"), [key])
+        return bytes.fromhex(key)
+    return bytes.fromhex(rows[0][0])
 
 
 def create(con: duckdb.DuckDBPyConnection) -> None:

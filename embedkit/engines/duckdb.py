@@ -101,6 +101,8 @@ class DuckDBStore:
             self._con.execute("SET lock_configuration = true")
             create_quarantine(self._con)
             catalog.create(self._con)
+            #: names and signs this store's shared-cache entries (see cache/shared.py)
+            self.key = catalog.store_key(self._con)
         except duckdb.Error as err:
             raise DataLoadError(f"cannot open DuckDB database {str(database)!r}: {err}") from None
         self._lock = threading.RLock()
