@@ -35,19 +35,7 @@ _ROWS = "__embedkit_rows"
 
 def materialisation(dataset: Dataset, registered: Mapping[str, Dataset]) -> exp.Query:
     """The query that materialises ``dataset`` (an :class:`~embedkit.SQL` source)."""
-    assert isinstance(dataset.source, SQL)
-    name = dataset.name
-
-    def fail(message: str) -> DataLoadError:
-        return DataLoadError(f"dataset '{name}': {message}")
-
-    try:
-        tree = sqlglot.parse_one(dataset.source.query, read="duckdb")
-    except ParseError as err:
-        raise fail(f"cannot parse its SQL: {parse_error_text(err)}") from None
-    if not isinstance(tree, exp.Query):
-        raise fail("its SQL must be a SELECT query")
-    tables = _base_tables(tree, fail, registered)
+    tree, tables, fail = _parsed(dataset, registered)
     sources = {table.name: registered[table.name] for table in tables}
     _check_rules(dataset, tree, sources, fail)
     tenant_sources = {n: d for n, d in sources.items() if d.public is not True}
@@ -169,6 +157,14 @@ def _per_tenant(tree: exp.Query, tenant_key: str, sources: Mapping[str, Dataset]
 def read_datasets(dataset: Dataset, registered: Mapping[str, Dataset]) -> frozenset[str]:
     """The registered datasets ``dataset``'s SQL reads (it is rebuilt when they change).
     Raises DataLoadError when the SQL is not a query over registered datasets."""
+    _, tables, _ = _parsed(dataset, registered)
+    return frozenset(t.name for t in tables)
+
+
+def _parsed(
+    dataset: Dataset, registered: Mapping[str, Dataset]
+) -> tuple[exp.Query, list[exp.Table], Fail]:
+    """The SQL of ``dataset`` parsed, the dataset tables it reads, and its error maker."""
     assert isinstance(dataset.source, SQL)
 
     def fail(message: str) -> DataLoadError:
@@ -180,4 +176,4 @@ def read_datasets(dataset: Dataset, registered: Mapping[str, Dataset]) -> frozen
         raise fail(f"cannot parse its SQL: {parse_error_text(err)}") from None
     if not isinstance(tree, exp.Query):
         raise fail("its SQL must be a SELECT query")
-    return frozenset(t.name for t in _base_tables(tree, fail, registered))
+    return tree, _base_tables(tree, fail, registered), fail
