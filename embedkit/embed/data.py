@@ -11,8 +11,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
+import orjson
+import polars as pl
 import pyarrow as pa
 
 from embedkit.embed.charts import chart_spec
@@ -22,7 +25,7 @@ from embedkit.errors import QueryError
 from embedkit.query.spec import Query
 from embedkit.result import QueryResult
 
-__all__ = ["WidgetData", "build_widget_data", "rows_of"]
+__all__ = ["WidgetData", "build_widget_data", "rows_json", "rows_of"]
 
 Runner = Callable[[Query], QueryResult]
 
@@ -34,27 +37,40 @@ class WidgetData:
     widget: Widget
     title: str
     fields: tuple[Field, ...]
-    rows: list[dict[str, Any]]
+    rows_json: bytes  # the rows as a JSON array, written from Arrow by Polars
     spec: dict[str, Any] | None
     result: QueryResult
     kpi: dict[str, Any] | None = None
     page: dict[str, Any] | None = None
     versions: Mapping[str, int] = field(default_factory=dict)  # datasets read -> version
 
-    def to_json(self) -> dict[str, Any]:
-        """The JSON body the embed page reads."""
+    @cached_property
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows as dicts keyed by :attr:`Field.key` (decoded from :attr:`rows_json`)."""
+        rows: list[dict[str, Any]] = orjson.loads(self.rows_json)
+        return rows
+
+    def _body(self, rows: Any) -> dict[str, Any]:
         return {
             "widget": self.widget.name,
             "kind": self.widget.kind,
             "title": self.title,
             "description": self.widget.description,
             "fields": [f.to_json() for f in self.fields],
-            "rows": self.rows,
+            "rows": rows,
             "spec": self.spec,
             "kpi": self.kpi,
             "page": self.page,
-            "empty": not self.rows,
+            "empty": self.rows_json == b"[]",
         }
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON body the embed page reads, as Python values."""
+        return self._body(self.rows)
+
+    def to_json_bytes(self) -> bytes:
+        """The same body as UTF-8 JSON; the rows go in as written, never as Python rows."""
+        return orjson.dumps(self._body(orjson.Fragment(self.rows_json)))
 
 
 def fields_of(widget: Widget, query: Query, model: Any) -> tuple[Field, ...]:
@@ -83,9 +99,54 @@ def _value(v: Any) -> Any:
 
 
 def rows_of(table: pa.Table, fields: Sequence[Field]) -> list[dict[str, Any]]:
-    """The rows of ``table`` as dicts keyed by :attr:`Field.key`, JSON-ready."""
+    """The rows of ``table`` as dicts keyed by :attr:`Field.key`, JSON-ready (small
+    results; :func:`rows_json` writes the same values without Python rows)."""
     columns = [(f.key, table.column(f.column).to_pylist()) for f in fields]
     return [{key: _value(values[i]) for key, values in columns} for i in range(table.num_rows)]
+
+
+def _json_ready(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """``column`` as the page reads it; the same values :func:`_value` gives one cell."""
+    if isinstance(dtype, pl.Datetime):
+        # Wall-clock time in the query's zone, marked Z: charts draw it on a UTC scale.
+        wall = column.dt.replace_time_zone(None) if dtype.time_zone else column
+        return wall.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(dtype, pl.Date):
+        return column.dt.strftime("%Y-%m-%dT00:00:00Z")
+    if isinstance(dtype, pl.Decimal):
+        return column.cast(pl.Float64)
+    if dtype.is_float():
+        return pl.when(column.is_finite()).then(column)
+    return column
+
+
+#: Below this many rows, cell by cell in Python is quicker than Polars' fixed cost
+#: (about 0.4 ms for 30 rows against 0.6 ms; 3.4 ms against 0.7 ms at 365 rows).
+_COLUMNAR_FROM = 48
+
+
+def rows_json(table: pa.Table, fields: Sequence[Field]) -> bytes:
+    """The rows of ``table`` as a JSON array of objects keyed by :attr:`Field.key`.
+
+    Columnar from start to end: Polars converts the Arrow columns (times to the
+    page's wall-clock strings, decimals to floats, non-finite floats to null) and
+    writes the JSON itself, so a large result never becomes Python objects. A
+    handful of rows (a KPI, a short bar chart) is quicker written cell by cell.
+    """
+    if not fields or table.num_rows == 0:
+        return b"[]"
+    if table.num_rows < _COLUMNAR_FROM:
+        return orjson.dumps(rows_of(table, fields))
+    return columnar_json(table, fields)
+
+
+def columnar_json(table: pa.Table, fields: Sequence[Field]) -> bytes:
+    """:func:`rows_json` for any size, written by Polars from the Arrow columns."""
+    frame = pl.from_arrow(table.select(list(dict.fromkeys(f.column for f in fields))))
+    assert isinstance(frame, pl.DataFrame)
+    schema = frame.schema
+    out = frame.select(_json_ready(pl.col(f.column), schema[f.column]).alias(f.key) for f in fields)
+    return out.write_json().encode()
 
 
 def _title(widget: Widget, fields: Sequence[Field]) -> str:
@@ -118,7 +179,7 @@ def build_widget_data(
     if widget.kind == "table":
         query, paging = _paged(widget, query, fields, page, order)
     result = run(query)
-    rows = rows_of(result.table, fields)
+    rows = rows_json(result.table, fields)
     if paging is not None:
         paging["total"] = result.total
     spec = chart_spec(widget, fields, title=title)
@@ -199,7 +260,7 @@ def _kpi(
         "compared": compare,
         "sparkline": sparkline,
     }
-    rows = [{measure.key: value}] if value is not None else []
+    rows = orjson.dumps([{measure.key: value}] if value is not None else [])
     return WidgetData(widget, title, (measure,), rows, None, result, kpi=kpi)
 
 

@@ -195,7 +195,7 @@ class Routes:
             data = self.embedder.widget_data(grant, widget, params, page=page, order=order)
             if arrow:
                 return make_body(_ipc(data.result.table), ARROW_STREAM, data.versions)
-            return make_body(orjson.dumps(data.to_json()), "application/json", data.versions)
+            return make_body(data.to_json_bytes(), "application/json", data.versions)
 
         return self.embedder.responses.compute(key, versions, make)
 
