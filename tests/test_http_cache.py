@@ -11,6 +11,10 @@ from datetime import datetime, timedelta
 import brotli
 import polars as pl
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 import embedkit as ek
@@ -148,3 +152,47 @@ def test_a_revoked_session_is_refused_even_when_its_answer_is_cached(
     assert kpi(client, s2)[0] == 200
     clock.now = NOW + timedelta(hours=2)  # past the session's 10 minutes
     assert kpi(client, s2)[0] == 401
+
+
+def test_a_cached_answer_skips_the_route_and_is_sent_exactly_as_the_route_sends_it(
+    kit: ek.EmbedKit, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from embedkit.http.routes import Routes
+
+    calls: list[str] = []
+    route = Routes.data
+
+    async def counted(self: Routes, request: Request) -> Response:
+        calls.append(request.url.path)
+        return await route(self, request)
+
+    monkeypatch.setattr(Routes, "data", counted)
+    app = Starlette(routes=[Mount("/analytics", app=kit.asgi())])  # mounted at a prefix
+    with TestClient(app) as client:
+        url = kit.embed_url("sales", tenant="s1")
+        answer = client.post(
+            "/analytics/session", json={"token": url.split("#token=")[1], "resource": "sales"}
+        )
+        s1 = {"Authorization": f"Bearer {answer.json()['session']}", "Accept-Encoding": "br"}
+        first = client.get("/analytics/data/kpi_revenue", headers=s1)
+        second = client.get("/analytics/data/kpi_revenue", headers=s1)
+        assert calls == ["/analytics/data/kpi_revenue"]  # the second never reached the route
+        assert first.status_code == second.status_code == 200
+        assert first.content == second.content
+        assert sorted(first.headers.items()) == sorted(second.headers.items())
+        assert second.headers["content-security-policy"].startswith("default-src 'none'")
+        assert second.headers["referrer-policy"] == "no-referrer"
+        assert second.headers["x-content-type-options"] == "nosniff"
+        # A conditional request is answered from the cache too, with the same 304.
+        etag = second.headers["etag"]
+        third = client.get("/analytics/data/kpi_revenue", headers={**s1, "If-None-Match": etag})
+        assert third.status_code == 304 and len(calls) == 1
+        # Whatever the cache holds, a bad or expired session goes to the route, which
+        # refuses it as it would without a cache.
+        bad = client.get("/analytics/data/kpi_revenue", headers={"Authorization": "Bearer x"})
+        assert bad.status_code == 401 and bad.headers["content-type"].startswith(
+            "application/problem+json"
+        )
+        clock.now = NOW + timedelta(hours=2)
+        assert client.get("/analytics/data/kpi_revenue", headers=s1).status_code == 401
+        assert len(calls) == 3

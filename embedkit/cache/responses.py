@@ -11,6 +11,7 @@ of another scope never reaches them, since the scope is part of the key.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 from collections.abc import Callable, Hashable, Mapping
@@ -51,7 +52,7 @@ class Body:
         when it is large enough to gain from it; with the Content-Encoding to send."""
         if len(self.body) < COMPRESS_FROM:
             return self.body, None
-        accepted = {p.split(";")[0].strip().lower() for p in accept_encoding.split(",")}
+        accepted = _accepted(accept_encoding)
         for name in ("br", "gzip"):
             if name in accepted:
                 found = self._encoded.get(name)
@@ -63,6 +64,12 @@ class Body:
                     )
                 return found, name
         return self.body, None
+
+
+@functools.lru_cache(maxsize=256)
+def _accepted(accept_encoding: str) -> frozenset[str]:
+    """The codings an Accept-Encoding value names (browsers send a handful of values)."""
+    return frozenset(p.split(";")[0].strip().lower() for p in accept_encoding.split(","))
 
 
 def make_body(body: bytes, media_type: str, versions: Mapping[str, int]) -> Body:

@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from embedkit.embed.service import Embedder
 from embedkit.http.assets import widgets_dir
+from embedkit.http.fastpath import CachedData
 from embedkit.http.headers import SecurityHeaders
 from embedkit.http.ops import Operations, ops_routes
 from embedkit.http.routes import Routes
@@ -37,6 +38,7 @@ def create_app(embedder: Embedder, ops: Operations | None = None) -> Starlette:
             Route("/health", r.health, methods=["GET"]),
             *(ops_routes(ops, templates, r.workers.run) if ops is not None else ()),
         ],
-        middleware=[Middleware(SecurityHeaders)],
+        # CachedData first: a fresh cached widget answer skips the rest of the stack.
+        middleware=[Middleware(CachedData, routes=r), Middleware(SecurityHeaders)],
         exception_handlers={HTTPException: r.not_found, Exception: r.error},
     )

@@ -7,11 +7,11 @@ a policy that allows nothing to run or frame it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["SecurityHeaders", "page_policy"]
+__all__ = ["SecurityHeaders", "page_policy", "secured"]
 
 _API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
@@ -48,12 +48,7 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                # Raw header list work: this runs on every response, cached ones included.
-                raw = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in raw}
-                raw += [pair for pair in _ALWAYS if pair[0] not in present]
-                raw += [pair for pair in _DEFAULTS if pair[0] not in present]
-                message["headers"] = raw
+                message["headers"] = secured(message.get("headers", ()))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -64,3 +59,13 @@ _DEFAULTS = (
     (b"cache-control", b"private, no-store"),
     (b"content-security-policy", _API_POLICY.encode()),
 )
+
+
+def secured(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` (raw, lower-case names) with the ones every response carries added
+    where missing. Raw list work: it runs on every response, cached ones included."""
+    raw = list(headers)
+    present = {name.lower() for name, _ in raw}
+    raw += [pair for pair in _ALWAYS if pair[0] not in present]
+    raw += [pair for pair in _DEFAULTS if pair[0] not in present]
+    return raw

@@ -19,13 +19,14 @@ import json
 import os
 import secrets
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import anyio
 import orjson
 import pyarrow as pa
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
+from starlette.types import Scope
 
 from embedkit.cache.responses import Body, make_body
 from embedkit.embed.service import Embedder
@@ -68,6 +69,17 @@ class _Workers:
             self._limiter = anyio.CapacityLimiter(self.limit)
         call = functools.partial(func, *args, **kwargs)
         return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+
+
+class DataLookup(NamedTuple):
+    """A data request read up to the response cache (see :meth:`Routes.lookup`)."""
+
+    wanted: dict[bytes, bytes]  # the request headers the answer depends on
+    grant: Grant
+    key: Any
+    versions: Any
+    arrow: bool
+    body: Body | None  # the cached answer, if fresh
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -155,19 +167,26 @@ class Routes:
         except Exception as err:
             return problem_response(err)
 
+    def lookup(self, scope: Scope, widget: str) -> DataLookup:
+        """Where a data request's answer is cached, and the answer if it is there.
+
+        Raises TokenError for a missing, invalid or expired session."""
+        wanted = {k.lower(): v for k, v in scope["headers"] if k.lower() in _DATA_HEADERS}
+        grant, seen = self.embedder.session(_token(wanted.get(b"authorization", b"")))
+        arrow = ARROW_STREAM in wanted.get(b"accept", b"").decode("latin-1")
+        # Relative dates ("last 7 days") move at most once a minute: the minute is in
+        # the key, so a cached answer never outlives the dates it was computed for.
+        # The query string is keyed as sent; it is parsed only when computing.
+        minute = int(self.embedder.now().timestamp() // 60)
+        key = (seen, widget, scope.get("query_string", b""), arrow, minute)
+        versions = self.embedder.versions()
+        body = self.embedder.responses.get(key, versions)
+        return DataLookup(wanted, grant, key, versions, arrow, body)
+
     async def data(self, request: Request) -> Response:
         try:
-            wanted = _pick(request, _DATA_HEADERS)
-            grant, scope = self.embedder.session(_token(wanted.get(b"authorization", b"")))
             widget = request.path_params["widget"]
-            arrow = ARROW_STREAM in wanted.get(b"accept", b"").decode("latin-1")
-            # Relative dates ("last 7 days") move at most once a minute: the minute is in
-            # the key, so a cached answer never outlives the dates it was computed for.
-            # The query string is keyed as sent; it is parsed only when computing.
-            minute = int(self.embedder.now().timestamp() // 60)
-            key = (scope, widget, request.scope.get("query_string", b""), arrow, minute)
-            versions = self.embedder.versions()
-            body = self.embedder.responses.get(key, versions)
+            wanted, grant, key, versions, arrow, body = self.lookup(request.scope, widget)
             if body is None:
                 q = request.query_params
                 params = parse_params(q.get("params"))
@@ -256,11 +275,6 @@ class Routes:
 _DATA_HEADERS = frozenset((b"authorization", b"accept", b"if-none-match", b"accept-encoding"))
 
 
-def _pick(request: Request, names: frozenset[bytes]) -> dict[bytes, bytes]:
-    """The request headers in ``names`` (lower case), read from the raw list once."""
-    return {k.lower(): v for k, v in request.scope["headers"] if k.lower() in names}
-
-
 def _token(header: bytes) -> str:
     scheme, _, token = header.decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -285,6 +299,13 @@ class _Prepared(Response):
 def _send(wanted: dict[bytes, bytes], body: Body) -> Response:
     """``body`` as a response: 304 when the client holds it already (If-None-Match),
     compressed when the client accepts it and it is large enough to gain."""
+    return _Prepared(*prepared(wanted, body))
+
+
+def prepared(
+    wanted: dict[bytes, bytes], body: Body
+) -> tuple[bytes, list[tuple[bytes, bytes]], int]:
+    """The content, raw headers and status :func:`_send` answers with."""
     headers = [
         (b"etag", body.etag.encode()),
         # The browser may keep it, but asks again each time (with If-None-Match).
@@ -293,13 +314,13 @@ def _send(wanted: dict[bytes, bytes], body: Body) -> Response:
     ]
     match = wanted.get(b"if-none-match", b"").decode("latin-1")
     if match and body.etag in (tag.strip() for tag in match.split(",")):
-        return _Prepared(b"", headers, 304)
+        return b"", headers, 304
     content, encoding = body.encoded(wanted.get(b"accept-encoding", b"").decode("latin-1"))
     headers.append((b"content-type", body.media_type.encode()))
     headers.append((b"content-length", str(len(content)).encode()))
     if encoding:
         headers.append((b"content-encoding", encoding.encode()))
-    return _Prepared(content, headers, 200)
+    return content, headers, 200
 
 
 async def _small_body(request: Request) -> bytes:
