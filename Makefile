@@ -8,10 +8,14 @@ STAMP := $(VENV)/.installed
 
 # Browser tests drive Debian's chromium (playwright cannot download browsers here).
 CHROMIUM := /usr/bin/chromium
+# tests/test_redis_cache.py starts its own redis-server (no system service is needed).
+REDIS_SERVER := /usr/bin/redis-server
 
 $(STAMP): pyproject.toml
 	test -x $(CHROMIUM) || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
 		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	test -x $(REDIS_SERVER) || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

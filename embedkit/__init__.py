@@ -4,6 +4,8 @@ Register tenant-scoped datasets, define metrics once, and query them as a
 verified principal; every read is scoped to that principal's rows.
 """
 
+from embedkit.cache.redis import RedisCache
+from embedkit.cache.shared import MemoryCache, SharedCache
 from embedkit.dataset import SQL, Dataset
 from embedkit.embed.keys import SigningKey, generate_secret
 from embedkit.embed.resources import (
@@ -67,6 +69,7 @@ __all__ = [
     "GrainFilter",
     "Join",
     "Measure",
+    "MemoryCache",
     "Model",
     "ModelError",
     "Or",
@@ -77,11 +80,13 @@ __all__ = [
     "Query",
     "QueryError",
     "QueryResult",
+    "RedisCache",
     "Rollup",
     "RowRule",
     "ScopedQuery",
     "Segment",
     "SelectFilter",
+    "SharedCache",
     "SigningKey",
     "Theme",
     "Time",
