@@ -25,6 +25,9 @@ from embedkit.embed.tokens import Tokens
 from embedkit.engines.duckdb import DuckDBStore
 from embedkit.engines.shards import SHARD_ROWS
 from embedkit.errors import ModelError
+from embedkit.kit_ops import OperatorMethods
+from embedkit.live.hub import ChangeHub
+from embedkit.live.methods import LiveMethods
 from embedkit.plan import ScopedQuery
 from embedkit.query.spec import Query
 from embedkit.registration import register
@@ -42,7 +45,7 @@ from embedkit.trust.service import Trust
 __all__ = ["EmbedKit"]
 
 
-class EmbedKit:
+class EmbedKit(OperatorMethods, LiveMethods):
     """Datasets, their semantic model and the engines that answer queries about them.
 
     Args:
@@ -95,6 +98,8 @@ class EmbedKit:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self._trust = Trust(self._store, self._clock, tenant_labels=metrics_tenants)
+        self._changes = ChangeHub()
+        self._trust.listeners.append(self._publish)
         self._runner = QueryRunner(
             self._store,
             self._trust,
@@ -207,47 +212,6 @@ class EmbedKit:
         """Query counts, latencies, rows received and SLO objectives per dataset, and
         the query log (``kit.monitor.log()``, ``.log_frame()``, ``.export_log()``)."""
         return self._trust.monitor
-
-    def status(self, *, tenant: str | int | None = None) -> dict[str, Any]:
-        """The status report operators read (as ``/ops/status`` shows it): per dataset,
-        freshness, contract results and SLO attainment, of one tenant if given."""
-        from embedkit.trust.reports import status
-
-        who = None if tenant is None else str(tenant)
-        return status(self._trust, self._model, self._clock(), tenant=who)
-
-    def catalog(self) -> dict[str, Any]:
-        """Every dataset as a data product: owner, description, contract, SLOs, and each
-        measure's meaning in words and SQL (as ``/ops/catalog`` shows it)."""
-        from embedkit.trust.reports import catalog
-
-        return catalog(self._trust, self._model, self._clock())
-
-    def metrics(self) -> bytes:
-        """Every metric in Prometheus' text format (as ``/metrics`` serves it)."""
-        return self._trust.metrics()
-
-    def operator_token(self, *, subject: str, ttl: float | None = None) -> str:
-        """A token for the operator routes (``/metrics``, ``/ops/...``), audience ``ops``.
-
-        ``subject`` names who holds it (``"prometheus"``, an operator's email). Embed,
-        session and API tokens never open these routes, nor this token an embed.
-        """
-        return self._embedding.tokens.mint_operator(subject=subject, ttl=ttl)
-
-    def operator_url(
-        self,
-        page: Literal["status", "catalog"] = "status",
-        *,
-        subject: str,
-        ttl: float | None = None,
-    ) -> str:
-        """A link to the status or catalog page with a fresh operator token in its
-        fragment (browsers never send fragments to servers)."""
-        if page not in ("status", "catalog"):
-            raise ValueError("page must be 'status' or 'catalog'")
-        base = self._embedding.settings.base_url.rstrip("/")
-        return f"{base}/ops/{page}#token={self.operator_token(subject=subject, ttl=ttl)}"
 
     # -- queries ---------------------------------------------------------------------
 
@@ -390,7 +354,7 @@ class EmbedKit:
             quarantine=self.quarantine,
             monitor=self.monitor,
         )
-        return create_app(self._embedding, ops)
+        return create_app(self._embedding, ops, self._changes)
 
     def close(self) -> None:
         """Close the database."""

@@ -1112,6 +1112,7 @@
     }
     clearTimeout(retryTimer);
     clearTimeout(initialTokenTimer);
+    stopLive();
     retryTimer = 0;
     retryQueue.clear();
     for (const w of widgets.values()) finalizeView(w);
@@ -1314,6 +1315,7 @@
       pendingLoaded = null;
       postResize(true);
       post("loaded", { widgets: widgets.size });
+      startLive();
     }
   }
 
@@ -1349,9 +1351,11 @@
       else if (res.status === 400) hint = "Try a different filter selection.";
       else hint = "Something went wrong. Try again in a moment.";
       w.data = null;
+      w.etag = null; // not followed live until it loads again
       showCardError(w, title, hint);
     } else {
       w.data = data;
+      w.etag = res.headers.get("etag") || null;
       if (data.page && w.kind === "table") {
         const limit = Number(data.page.limit) || 0;
         w.page = limit > 0 ? Math.floor((Number(data.page.offset) || 0) / limit) : 0;
@@ -1398,6 +1402,215 @@
       retryAttempt = 0;
       runRetry();
     }
+  }
+
+
+  // ---------------------------------------------------------------- live
+
+  // The server pushes a widget's new answer when its tenant's data changes
+  // (GET /live, Server-Sent Events read with fetch so the session stays in a header).
+  // Bursts are coalesced on the server; a dropped stream reconnects with
+  // Last-Event-ID and the ETags the page holds, so it gets what it missed once.
+  // When streaming fails three times in a row (a proxy that buffers, say) the page
+  // polls /data with If-None-Match instead.
+
+  let liveGen = 0;
+  let liveCtrl = null;
+  let liveLastId = null;
+  let liveFailures = 0;
+  let pollTimer = 0;
+
+  function liveSettings() {
+    const l = def && def.live;
+    return l && typeof l === "object" && l.enabled ? l : null;
+  }
+
+  function stopLive() {
+    liveGen += 1;
+    if (liveCtrl) liveCtrl.abort();
+    liveCtrl = null;
+    clearTimeout(pollTimer);
+    pollTimer = 0;
+    root.removeAttribute("data-live");
+  }
+
+  function startLive() {
+    stopLive();
+    const l = liveSettings();
+    if (!l || phase !== "ready") return;
+    liveLastId = null;
+    if (liveFailures >= 3 || typeof ReadableStream === "undefined" || typeof TextDecoder === "undefined") {
+      schedulePoll(liveGen);
+      return;
+    }
+    runLive(liveGen);
+  }
+
+  function liveShown(w) {
+    // A table on another page or order than the first is refetched, not replaced.
+    return !(w.kind === "table" && (w.page > 0 || w.order));
+  }
+
+  function liveUrl() {
+    const have = {};
+    for (const w of widgets.values()) if (w.etag && liveShown(w)) have[w.name] = w.etag;
+    return PREFIX + "/live?params=" + encodeURIComponent(JSON.stringify(filterState)) + "&have=" + encodeURIComponent(JSON.stringify(have));
+  }
+
+  async function runLive(gen) {
+    while (gen === liveGen && phase === "ready" && session) {
+      const ctrl = new AbortController();
+      liveCtrl = ctrl;
+      let streamed = false;
+      try {
+        const used = session;
+        const headers = { Authorization: "Bearer " + used, Accept: "text/event-stream" };
+        if (liveLastId) headers["Last-Event-ID"] = liveLastId;
+        const res = await fetch(liveUrl(), { headers: headers, signal: ctrl.signal, credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer" });
+        if (res.status === 401) {
+          if (!(await recoverFrom401(used))) return;
+          continue;
+        }
+        const type = res.headers.get("content-type") || "";
+        if (!res.ok || !res.body || type.indexOf("text/event-stream") !== 0) throw new Error("no stream");
+        liveFailures = 0;
+        root.setAttribute("data-live", "streaming");
+        streamed = true;
+        await readEvents(res.body, gen);
+      } catch (_) {
+        if (ctrl.signal.aborted || gen !== liveGen) return;
+      }
+      if (gen !== liveGen) return;
+      root.setAttribute("data-live", "reconnecting");
+      if (!streamed) liveFailures += 1;
+      if (liveFailures >= 3) {
+        schedulePoll(gen);
+        return;
+      }
+      await sleep(streamed ? 250 : 1000 * liveFailures);
+    }
+  }
+
+  async function readEvents(stream, gen) {
+    const reader = stream.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done || gen !== liveGen) return;
+      buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const ev = { id: null, event: "message", data: [] };
+        for (const line of block.split("\n")) {
+          if (!line || line[0] === ":") continue;
+          const colon = line.indexOf(":");
+          const field = colon < 0 ? line : line.slice(0, colon);
+          const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+          if (field === "id") ev.id = text;
+          else if (field === "event") ev.event = text;
+          else if (field === "data") ev.data.push(text);
+        }
+        if (ev.event === "expired") return; // reconnect with the refreshed session
+        if (ev.event === "update") {
+          if (ev.id !== null) liveLastId = ev.id;
+          onLiveUpdate(ev.data.join("\n"));
+        }
+      }
+    }
+  }
+
+  function onLiveUpdate(text) {
+    let payload = null;
+    try {
+      payload = JSON.parse(text);
+    } catch (_) {
+      return;
+    }
+    const changed = payload && payload.widgets && typeof payload.widgets === "object" ? payload.widgets : {};
+    for (const name of Object.keys(changed)) {
+      const w = widgets.get(name);
+      const item = changed[name];
+      if (!w || !item || typeof item !== "object") continue;
+      if (!liveShown(w)) {
+        loadWidget(w, false);
+        continue;
+      }
+      if (item.etag && item.etag === w.etag) continue;
+      applyLive(w, item.data, item.etag || null);
+    }
+  }
+
+  function rowKey(fields, row) {
+    return JSON.stringify(fields.filter((f) => f.role !== "measure").map((f) => row[f.key]));
+  }
+
+  function applyLive(w, data, etag) {
+    if (!data || typeof data !== "object" || pendingLoaded) return;
+    const old = w.data;
+    w.data = data;
+    w.etag = etag;
+    w.liveUpdates = (w.liveUpdates || 0) + 1;
+    w.card.setAttribute("data-live-updates", String(w.liveUpdates));
+    const kind = data.kind || w.kind;
+    const view = w.view && w.view.view;
+    const sameChart = view && old && old.spec && JSON.stringify(old.spec) === JSON.stringify(data.spec) && window.vega && window.vega.changeset;
+    if (sameChart && (kind === "line" || kind === "area") && Array.isArray(data.rows) && data.rows.length) {
+      // Extend the drawn line: remove rows that changed, insert new ones; no redraw.
+      const fields = Array.isArray(data.fields) ? data.fields : [];
+      const before = new Map((Array.isArray(old.rows) ? old.rows : []).map((r) => [rowKey(fields, r), JSON.stringify(r)]));
+      const after = new Set();
+      const gone = new Set(); // rows to take out: changed, or no longer in the answer
+      const insert = [];
+      for (const row of data.rows) {
+        const key = rowKey(fields, row);
+        after.add(key);
+        const was = before.get(key);
+        if (was === JSON.stringify(row)) continue;
+        if (was !== undefined) gone.add(key);
+        insert.push(deepCopy(row));
+      }
+      for (const key of before.keys()) if (!after.has(key)) gone.add(key);
+      const change = window.vega.changeset().remove((t) => gone.has(rowKey(fields, t))).insert(insert);
+      view.change("rows", change).runAsync().then(() => updateFallback(w, fields, data.rows));
+      post("live", { widget: w.name, rows: data.rows.length });
+      return;
+    }
+    renderWidget(w, w.seq).then(() => postResize(false));
+    post("live", { widget: w.name, rows: Array.isArray(data.rows) ? data.rows.length : 0 });
+  }
+
+  function schedulePoll(gen) {
+    const l = liveSettings();
+    if (!l || gen !== liveGen) return;
+    root.setAttribute("data-live", "polling");
+    pollTimer = setTimeout(() => pollOnce(gen), Math.max(1000, Number(l.poll_ms) || 5000));
+  }
+
+  async function pollOnce(gen) {
+    for (const w of Array.from(widgets.values())) {
+      if (gen !== liveGen || phase !== "ready" || !session) return;
+      if (!liveShown(w) || !w.etag) continue;
+      let res;
+      try {
+        res = await fetch(dataUrl(w), {
+          headers: { Authorization: "Bearer " + session, Accept: "application/json", "If-None-Match": w.etag },
+          credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer",
+        });
+      } catch (_) {
+        break;
+      }
+      if (res.status === 200 && gen === liveGen) {
+        try {
+          applyLive(w, await res.json(), res.headers.get("etag"));
+        } catch (_) {
+          /* the next poll tries again */
+        }
+      }
+    }
+    schedulePoll(gen);
   }
 
   // ---------------------------------------------------------------- render

@@ -30,6 +30,7 @@ def build_definition(
     currency: str,
     timezone: str,
     now: datetime,
+    live: tuple[bool, float] = (False, 5.0),
 ) -> dict[str, Any]:
     """The answer of ``POST /session``: what ``grant`` shows, and how."""
     values = resolve_params(
@@ -94,4 +95,6 @@ def build_definition(
         "currency": currency,
         "timezone": timezone,
         "time_format_locale": time_format_locale(locale),
+        # Whether the page opens GET /live, and how often it polls when it cannot.
+        "live": {"enabled": live[0], "poll_ms": round(live[1] * 1000)},
     }

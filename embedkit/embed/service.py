@@ -244,6 +244,7 @@ class Embedder:
             currency=currency,
             timezone=timezone,
             now=self._now(),
+            live=(self.settings.live, self.settings.live_poll),
         )
 
     # -- data ------------------------------------------------------------------------

@@ -32,6 +32,13 @@ class EmbedSettings:
         token_leeway: seconds of clock difference between servers that token checks
             forgive (at most 300).
         issuer: the ``iss`` of tokens (set it per app when several apps share keys).
+        live: open embeds update themselves when their data changes (a Server-Sent
+            Events stream per page, ``GET /live``); False keeps them still until
+            reloaded or refiltered.
+        live_poll: seconds between checks when a page cannot stream (a proxy that
+            buffers responses, say) and asks ``/data`` with ``If-None-Match`` instead.
+        live_coalesce: seconds a stream waits after a change for more before it
+            recomputes, so a burst of appends is one update.
     """
 
     host_origins: tuple[str, ...] = ()
@@ -44,6 +51,9 @@ class EmbedSettings:
     max_token_ttl: float = 3600
     token_leeway: float = 30
     issuer: str = "embedkit"
+    live: bool = True
+    live_poll: float = 5.0
+    live_coalesce: float = 0.05
 
     def __post_init__(self) -> None:
         origins: Any = self.host_origins
@@ -61,3 +71,7 @@ class EmbedSettings:
         zone(self.timezone)
         check_locale(self.locale)
         check_currency(self.currency)
+        if not 1.0 <= self.live_poll <= 3600:
+            raise ValueError("live_poll is seconds between polls: from 1 to 3600")
+        if not 0.0 <= self.live_coalesce <= 10:
+            raise ValueError("live_coalesce is seconds to gather a burst of changes: 0 to 10")

@@ -132,7 +132,7 @@ class Routes:
         )
 
     def _grant(self, request: Request) -> Grant:
-        return self.embedder.grant(_bearer(request))
+        return self.embedder.grant(bearer(request))
 
     async def page(self, request: Request) -> Response:
         nonce = secrets.token_urlsafe(16)
@@ -282,7 +282,8 @@ def _token(header: bytes) -> str:
     return token.strip()
 
 
-def _bearer(request: Request) -> str:
+def bearer(request: Request) -> str:
+    """The bearer token of ``request`` (TokenError when there is none)."""
     return _token(request.headers.get("authorization", "").encode("latin-1"))
 
 

@@ -83,6 +83,8 @@ class Trust:
         self.monitor = Monitor(clock=clock)
         self.quarantine = Quarantine(store, self._replay)
         self.collector = MetricsCollector(self.monitor, self._facts, tenant_labels=tenant_labels)
+        #: Called with the report of every batch stored (appends and replays).
+        self.listeners: list[Callable[[BatchReport], None]] = []
 
     def _facts(self) -> dict[str, DatasetFacts]:
         held = {name: sum(t.values()) for name, t in self.quarantine.counts().items()}
@@ -181,6 +183,8 @@ class Trust:
         for tenant, value in report.newest.items():
             self._advance(dataset, tenant, _instant(value))
             self._advance(dataset, None, _instant(value))
+        for listener in self.listeners:
+            listener(report)
         return report
 
     def _time_column(self, dataset: str) -> str | None:

@@ -1,0 +1,219 @@
+"""``GET /live``: a Server-Sent Events stream of an embed's widget answers as data arrives.
+
+The page opens the stream with its session (``Authorization: Bearer``, read with
+``fetch`` so the token never goes in a URL), its current filter values
+(``params``) and the ETag of each widget it shows (``have``; a widget left out, such
+as one that failed to load, is sent only once its data changes). The stream then:
+
+1. subscribes to the change hub for its tenant and the datasets its widgets read
+   (before computing anything, so no append can slip between the two);
+2. sends, as one ``update`` event, every widget whose answer differs from what the
+   page has (nothing when the page is up to date, as after a reconnect with
+   nothing new: no duplicates; everything changed while it was away: no gaps);
+3. waits; when its tenant's data changes it waits ``coalesce`` seconds more so a
+   burst of appends is one update, recomputes only the widgets that read what
+   changed, and sends those whose answer changed.
+
+Answers come from the same response cache as ``GET /data``, keyed by the viewer's
+scope, so every viewer of one scope shares one computation per change, and the
+runner's result cache shares the queries themselves (single-flight). Each event
+id is the hub's position for the viewer's tenant (``Last-Event-ID`` on reconnect).
+The stream ends when the session expires or is revoked (``event: expired``); the
+page opens a new one with its refreshed session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Hashable, Mapping
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from embedkit.cache.responses import Body, make_body
+from embedkit.embed.params import granted_widgets
+from embedkit.embed.tokens import Grant
+from embedkit.errors import QueryError
+from embedkit.http.problems import Problem, problem_response
+from embedkit.http.routes import Routes, bearer, parse_params
+from embedkit.live.hub import ChangeHub
+
+__all__ = ["LiveStreams"]
+
+#: Streams one session may hold open (a page needs one; a few tabs share a session).
+MAX_STREAMS = 4
+
+
+class LiveStreams:
+    """The ``/live`` route over ``routes``' embedder, woken by ``hub``."""
+
+    def __init__(
+        self,
+        routes: Routes,
+        hub: ChangeHub,
+        *,
+        coalesce: float = 0.05,
+        keepalive: float = 15.0,
+    ) -> None:
+        self.routes, self.hub = routes, hub
+        self.coalesce, self.keepalive = coalesce, keepalive
+        self._open: dict[str, int] = {}
+
+    async def live(self, request: Request) -> Response:
+        try:
+            token = bearer(request)
+            grant, seen = self.routes.embedder.session(token)
+            q = request.query_params
+            params = parse_params(q.get("params"))
+            have = _have(q.get("have"))
+            names = [w.name for w in granted_widgets(self._dashboard(grant), grant.resource)]
+            if self._open.get(grant.jti, 0) >= MAX_STREAMS:
+                raise Problem(429, "too-many-requests", "Too many live streams for this session")
+            # Checked before the stream starts, so bad params get a problem, not a stream.
+            bodies = await self._bodies(grant, seen, names, params)
+        except Exception as err:
+            return problem_response(err)
+        stream = self._events(
+            token, grant, seen, params, bodies, have, request.headers.get("last-event-id")
+        )
+        return StreamingResponse(
+            stream,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "private, no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    def _dashboard(self, grant: Grant) -> Any:
+        return self.routes.embedder.dashboard(grant.resource)
+
+    async def _bodies(
+        self, grant: Grant, seen: Hashable, names: list[str], params: Mapping[str, Any]
+    ) -> dict[str, Body]:
+        """The current answer of each widget in ``names``, through the response cache."""
+        run = self.routes.workers.run
+        answers = await asyncio.gather(
+            *(run(self._body, grant, seen, name, params) for name in names),
+            return_exceptions=True,
+        )
+        out = {n: a for n, a in zip(names, answers, strict=True) if isinstance(a, Body)}
+        if names and not out:  # nothing to stream: say why, as /data would
+            raise next(a for a in answers if isinstance(a, BaseException))
+        return out  # a widget that fails alone shows its error from /data
+
+    def _body(self, grant: Grant, seen: Hashable, name: str, params: Mapping[str, Any]) -> Body:
+        embedder = self.routes.embedder
+        minute = int(embedder.now().timestamp() // 60)
+        key = (seen, name, "live", orjson.dumps(dict(params), option=orjson.OPT_SORT_KEYS), minute)
+        versions = embedder.versions()
+
+        def make() -> Body:
+            data = embedder.widget_data(grant, name, params)
+            return make_body(data.to_json_bytes(), "application/json", data.versions)
+
+        return embedder.responses.compute(key, versions, make)
+
+    async def _events(
+        self,
+        token: str,
+        grant: Grant,
+        seen: Hashable,
+        params: Mapping[str, Any],
+        bodies: dict[str, Body],
+        have: Mapping[str, str],
+        last_event_id: str | None,
+    ) -> AsyncIterator[bytes]:
+        self._open[grant.jti] = self._open.get(grant.jti, 0) + 1
+        tenant = None if grant.tenant is None else str(grant.tenant)
+        sub = self.hub.subscribe(tenant, _datasets(bodies))
+        try:
+            yield b"retry: 1000\n\n"
+            sent = dict(have)
+            position = self.hub.position(tenant)
+            if last_event_id != position or any(
+                b.etag != sent[n] for n, b in bodies.items() if n in sent
+            ):
+                # Again now that the subscription is in place: nothing is missed. Only
+                # the widgets the page holds; the others come with their next change.
+                bodies = await self._bodies(grant, seen, list(bodies), params)
+                held = {n: b for n, b in bodies.items() if n in sent}
+                if update := _update(position, held, sent):
+                    yield update
+            while True:
+                if not await self._wait(sub.event, grant):
+                    yield b": keepalive\n\n"
+                    continue
+                try:
+                    self.routes.embedder.session(token)  # expired or revoked: stop
+                except Exception:
+                    yield b"event: expired\ndata: {}\n\n"
+                    return
+                await asyncio.sleep(self.coalesce)
+                changed = sub.take()
+                affected = [n for n, b in bodies.items() if _datasets({n: b}) & changed]
+                if not affected:
+                    continue
+                position = self.hub.position(tenant)
+                fresh = await self._bodies(grant, seen, affected, params)
+                bodies.update(fresh)
+                sub.datasets = _datasets(bodies)
+                if update := _update(position, fresh, sent):
+                    yield update
+        finally:
+            self.hub.unsubscribe(sub)
+            left = self._open.get(grant.jti, 1) - 1
+            if left:
+                self._open[grant.jti] = left
+            else:
+                self._open.pop(grant.jti, None)
+
+    async def _wait(self, event: asyncio.Event, grant: Grant) -> bool:
+        """Wait for a change; False after ``keepalive`` seconds (or at the session's
+        end, so the loop checks it) with none."""
+        left = grant.expires_at - self.routes.embedder.now().timestamp()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), max(0.0, min(self.keepalive, left + 0.5)))
+            return True
+        if grant.expires_at <= self.routes.embedder.now().timestamp():
+            event.set()  # the loop then finds the session over and ends the stream
+            return True
+        return False
+
+
+def _datasets(bodies: Mapping[str, Body]) -> frozenset[str]:
+    return frozenset(name for b in bodies.values() for name, _ in b.versions)
+
+
+def _update(position: str, bodies: Mapping[str, Body], sent: dict[str, str]) -> bytes:
+    """An ``update`` event with the widgets of ``bodies`` not yet sent as they are
+    (and record them as sent), or b"" when there is none."""
+    changed = {n: b for n, b in bodies.items() if sent.get(n) != b.etag}
+    if not changed:
+        return b""
+    for name, body in changed.items():
+        sent[name] = body.etag
+    payload = {
+        "widgets": {
+            name: {"etag": body.etag, "data": orjson.Fragment(body.body)}
+            for name, body in changed.items()
+        }
+    }
+    return (
+        b"id: " + position.encode() + b"\nevent: update\ndata: " + orjson.dumps(payload) + b"\n\n"
+    )
+
+
+def _have(text: str | None) -> dict[str, str]:
+    """The ``have`` query value: a JSON object of widget name -> ETag the page holds."""
+    if not text:
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise QueryError("have must be a JSON object of widget name to ETag") from None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and len(v) < 100 for k, v in value.items()
+    ):
+        raise QueryError("have must be a JSON object of widget name to ETag")
+    return value
