@@ -1556,7 +1556,7 @@
     w.card.setAttribute("data-live-updates", String(w.liveUpdates));
     const kind = data.kind || w.kind;
     const view = w.view && w.view.view;
-    const sameChart = view && old && old.spec && JSON.stringify(old.spec) === JSON.stringify(data.spec) && window.vega && window.vega.changeset;
+    const sameChart = view && typeof view.changeset === "function" && old && old.spec && JSON.stringify(old.spec) === JSON.stringify(data.spec);
     if (sameChart && (kind === "line" || kind === "area") && Array.isArray(data.rows) && data.rows.length) {
       // Extend the drawn line: remove rows that changed, insert new ones; no redraw.
       const fields = Array.isArray(data.fields) ? data.fields : [];
@@ -1573,7 +1573,7 @@
         insert.push(deepCopy(row));
       }
       for (const key of before.keys()) if (!after.has(key)) gone.add(key);
-      const change = window.vega.changeset().remove((t) => gone.has(rowKey(fields, t))).insert(insert);
+      const change = view.changeset().remove((t) => gone.has(rowKey(fields, t))).insert(insert);
       view.change("rows", change).runAsync().then(() => updateFallback(w, fields, data.rows));
       post("live", { widget: w.name, rows: data.rows.length });
       return;

@@ -144,6 +144,8 @@ class LiveStreams:
                 if not await self._wait(sub.event, grant):
                     yield b": keepalive\n\n"
                     continue
+                if sub.closed:
+                    return
                 try:
                     self.routes.embedder.session(token)  # expired or revoked: stop
                 except Exception:

@@ -21,6 +21,7 @@ a short while for more before it recomputes: see ``coalesce`` in the route).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ class Subscription:
     loop: asyncio.AbstractEventLoop
     event: asyncio.Event = field(default_factory=asyncio.Event)
     changed: set[str] = field(default_factory=set)  # datasets changed since taken
+    closed: bool = False  # set by ChangeHub.close_all: the stream ends (the page reconnects)
 
     def take(self) -> set[str]:
         """The datasets changed since the last call, and clear the wake-up."""
@@ -48,6 +50,10 @@ class Subscription:
 
     def _wake(self, datasets: set[str]) -> None:  # in the loop's thread
         self.changed |= datasets
+        self.event.set()
+
+    def _close(self) -> None:  # in the loop's thread
+        self.closed = True
         self.event.set()
 
 
@@ -74,6 +80,16 @@ class ChangeHub:
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
             self._subs.discard(sub)
+
+    def close_all(self) -> int:
+        """End every open stream (before a shutdown or a deploy: pages reconnect, to
+        this process or another, and get what they missed). Returns how many."""
+        with self._lock:
+            subs, self._subs = list(self._subs), set()
+        for sub in subs:
+            with contextlib.suppress(RuntimeError):  # its loop has closed already
+                sub.loop.call_soon_threadsafe(sub._close)
+        return len(subs)
 
     @property
     def subscribers(self) -> int:

@@ -102,6 +102,12 @@ class LiveMethods:
         if stored:
             self._changes.publish(report.versions, stored)
 
+    def end_live_streams(self) -> int:
+        """End every open live stream of this process's embeds (before a shutdown or a
+        deploy). Pages reconnect, here or to another replica, and receive what changed
+        while they were away. Returns how many streams were open."""
+        return self._changes.close_all()
+
     def stream(
         self,
         dataset: str,
