@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/core.py --json benchmarks/results/core.json
 	$(BIN)/python benchmarks/http.py --json benchmarks/results/http.json
 	$(BIN)/python benchmarks/scale.py --json benchmarks/results/scale.json
+	$(BIN)/python benchmarks/live.py --json benchmarks/results/live.json
 	$(BIN)/python benchmarks/report.py
 
 bench-quick: $(STAMP)
@@ -57,6 +58,7 @@ bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/core.py --quick --json benchmarks/results/core-quick.json
 	$(BIN)/python benchmarks/http.py --quick --json benchmarks/results/http-quick.json
 	$(BIN)/python benchmarks/scale.py --quick --json benchmarks/results/scale-quick.json
+	$(BIN)/python benchmarks/live.py --quick --json benchmarks/results/live-quick.json
 	$(BIN)/python benchmarks/report.py
 
 # The seller portal example (examples/seller_portal): makes its data once, then serves it.

@@ -1414,6 +1414,7 @@
   // When streaming fails three times in a row (a proxy that buffers, say) the page
   // polls /data with If-None-Match instead.
 
+  const LIVE_OPEN_TIMEOUT_MS = 10000;
   let liveGen = 0;
   let liveCtrl = null;
   let liveLastId = null;
@@ -1466,7 +1467,15 @@
         const used = session;
         const headers = { Authorization: "Bearer " + used, Accept: "text/event-stream" };
         if (liveLastId) headers["Last-Event-ID"] = liveLastId;
-        const res = await fetch(liveUrl(), { headers: headers, signal: ctrl.signal, credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer" });
+        // A browser holds at most six HTTP/1.1 connections per origin; a stream that
+        // cannot get one waits forever. Give up after a while: three times, then poll.
+        const waiting = setTimeout(() => ctrl.abort(), LIVE_OPEN_TIMEOUT_MS);
+        let res;
+        try {
+          res = await fetch(liveUrl(), { headers: headers, signal: ctrl.signal, credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer" });
+        } finally {
+          clearTimeout(waiting);
+        }
         if (res.status === 401) {
           if (!(await recoverFrom401(used))) return;
           continue;
@@ -1478,7 +1487,7 @@
         streamed = true;
         await readEvents(res.body, gen);
       } catch (_) {
-        if (ctrl.signal.aborted || gen !== liveGen) return;
+        if (gen !== liveGen) return;
       }
       if (gen !== liveGen) return;
       root.setAttribute("data-live", "reconnecting");

@@ -38,6 +38,8 @@
  *   embedkit:ready         the embed page started
  *   embedkit:loaded        detail.widgets: every widget finished loading (first load and each
  *                          filter change)
+ *   embedkit:update        detail.widget, detail.rows: a widget redrew with new data pushed
+ *                          by the server (live updates), without a reload
  *   embedkit:filterchange  detail.filters: the viewer or setFilters() changed the filters
  *   embedkit:click         detail.widget, detail.datum: a chart mark was clicked
  *   embedkit:resize        detail.height: the iframe was resized to fit its content
@@ -294,6 +296,12 @@
           this._emit("filterchange", { filters: plainCopy(filters) });
           break;
         }
+        case "live":
+          this._emit("update", {
+            widget: typeof msg.widget === "string" ? msg.widget : null,
+            rows: Number(msg.rows) || 0,
+          });
+          break;
         case "click":
           this._emit("click", {
             widget: typeof msg.widget === "string" ? msg.widget : null,
