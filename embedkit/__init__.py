@@ -31,6 +31,8 @@ from embedkit.errors import (
     UnknownMemberError,
 )
 from embedkit.kit import EmbedKit
+from embedkit.live.methods import StreamReport
+from embedkit.live.policy import Retention
 from embedkit.plan import ScopedQuery
 from embedkit.query.json import QUERY_JSON_SCHEMA
 from embedkit.query.spec import And, Filter, Or, Query, Time
@@ -81,6 +83,7 @@ __all__ = [
     "QueryError",
     "QueryResult",
     "RedisCache",
+    "Retention",
     "Rollup",
     "RowRule",
     "ScopedQuery",
@@ -88,6 +91,7 @@ __all__ = [
     "SelectFilter",
     "SharedCache",
     "SigningKey",
+    "StreamReport",
     "Theme",
     "Time",
     "TimeDimension",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from embedkit.live.policy import Retention
 from embedkit.security.rules import ColumnRule, RowRule
 from embedkit.semantic.members import Dimension, Join, Measure, Rollup, Segment, TimeDimension
 from embedkit.trust.contract import Contract
@@ -64,6 +65,9 @@ class Dataset:
             freshness, defect rate), measured continuously.
         rollups: :class:`~embedkit.Rollup` pre-aggregations, stored and refreshed
             with the dataset and used automatically when they answer a query exactly.
+        retention: a :class:`~embedkit.Retention`: raw rows older than its ``keep``
+            are rolled up into coarser rows (``kit.apply_retention()``, and while
+            streaming), so a dataset fed by a stream stays bounded.
     """
 
     name: str
@@ -85,6 +89,7 @@ class Dataset:
     contract: Contract | None = None
     slo: SLO | None = None
     rollups: Sequence[Rollup] = ()
+    retention: Retention | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -108,6 +113,8 @@ class Dataset:
 
         if self.slo is not None and not isinstance(self.slo, SLO):
             raise TypeError(f"{where}: slo must be an SLO(...), got {self.slo!r}")
+        if self.retention is not None and not isinstance(self.retention, Retention):
+            raise TypeError(f"{where}: retention must be a Retention(...), got {self.retention!r}")
         # Shorthand: dimensions=["status"] means Dimension("status").
         dims = tuple(Dimension(d) if isinstance(d, str) else d for d in self.dimensions)
         object.__setattr__(self, "dimensions", dims)

@@ -99,6 +99,7 @@ class EmbedKit(OperatorMethods, LiveMethods):
         self._lock = threading.Lock()
         self._trust = Trust(self._store, self._clock, tenant_labels=metrics_tenants)
         self._changes = ChangeHub()
+        self._retained: dict[str, datetime] = {}
         self._trust.listeners.append(self._publish)
         self._runner = QueryRunner(
             self._store,

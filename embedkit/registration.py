@@ -11,6 +11,7 @@ from datetime import datetime
 from embedkit.dataset import NAME_PATTERN, Dataset, load_order
 from embedkit.engines.duckdb import DuckDBStore
 from embedkit.errors import DataLoadError, ModelError, Problem
+from embedkit.live.retention import retention_problems
 from embedkit.rollups import rollup_datasets
 from embedkit.semantic.model import Model
 from embedkit.semantic.validate import resolve
@@ -55,6 +56,9 @@ def register(
             known.update({d.name: d for d in loaded})
             reports.append(store.load(ds, known, now=now))
             loaded.append(ds)
+            if ds.retention is not None:
+                columns = store.columns(ds.name)
+                problems += retention_problems(ds.name, ds.retention, ds.time, columns)
         except DataLoadError as err:
             message = str(err).removeprefix(f"dataset '{ds.name}': ")
             problems.append(Problem(ds.name, "source", message))

@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
@@ -18,6 +19,9 @@ from embedkit.trust.ingest import BatchReport
 from embedkit.trust.service import Trust
 
 __all__ = ["LiveMethods", "StreamReport"]
+
+#: Seconds between retention runs while a stream appends.
+RETENTION_EVERY = 60.0
 
 
 @dataclass
@@ -52,6 +56,7 @@ class _Buffer:
         self.parts: list[pa.Table] = []
         self.rows = 0
         self.since = 0.0  # monotonic time of the oldest buffered row
+        self.retained = 0.0  # monotonic time of the last retention run
 
     def add(self, item: Any) -> None:
         rows = [item] if isinstance(item, dict) else item
@@ -88,6 +93,8 @@ class LiveMethods:
     _store: DuckDBStore
     _trust: Trust
     _changes: ChangeHub
+    _clock: Callable[[], datetime]
+    _retained: dict[str, datetime]  # each dataset's last retention cutoff
 
     def _publish(self, report: BatchReport) -> None:
         """Tell the streams of the tenants whose rows were stored (everyone's, for a
@@ -101,6 +108,27 @@ class LiveMethods:
         stored = [t for t, (received, held) in report.tenants.items() if received > held]
         if stored:
             self._changes.publish(report.versions, stored)
+
+    def apply_retention(self, dataset: str | None = None) -> dict[str, int]:
+        """Roll up rows older than each dataset's :class:`~embedkit.Retention` (or only
+        ``dataset``'s); returns the rows removed per dataset. Streaming appends run it
+        by themselves about once a minute."""
+        from embedkit.live.retention import run_retention
+
+        out: dict[str, int] = {}
+        for name, definition in list(self._store.definitions.items()):
+            policy = getattr(definition, "retention", None)
+            if policy is None or (dataset is not None and name != dataset):
+                continue
+            assert definition.time is not None  # checked at registration
+            removed, edge, _ = run_retention(
+                self._store, name, policy, definition.time, self._clock(), self._retained.get(name)
+            )
+            self._retained[name] = edge
+            out[name] = removed
+        if dataset is not None and dataset not in out:
+            raise ValueError(f"dataset '{dataset}' has no retention (Dataset(retention=...))")
+        return out
 
     def end_live_streams(self) -> int:
         """End every open live stream of this process's embeds (before a shutdown or a
@@ -187,3 +215,8 @@ class LiveMethods:
         report.batches.append(batch)
         if on_batch is not None:
             on_batch(batch)
+        definition = self._store.definitions.get(buffer.dataset)
+        due = time.monotonic() - buffer.retained >= RETENTION_EVERY
+        if getattr(definition, "retention", None) is not None and due:
+            buffer.retained = time.monotonic()
+            self.apply_retention(buffer.dataset)

@@ -150,7 +150,7 @@ def _dataset(entry: Any, where: str, base: Path, problems: list[Problem]) -> Dat
             else:
                 built.append(member)
         kwargs[key] = tuple(built)
-    for key, build in (("contract", _contract), ("slo", _slo)):
+    for key, build in (("contract", _contract), ("slo", _slo), ("retention", _retention)):
         if key in kwargs:
             value = kwargs[key]
             if not isinstance(value, Mapping):
@@ -176,6 +176,15 @@ def _contract(value: Mapping[str, Any], where: str) -> Any:
     from embedkit.trust.contract import Contract
 
     return Contract.from_mapping(value)
+
+
+def _retention(value: Mapping[str, Any], where: str) -> Any:
+    from embedkit.live.policy import Retention
+
+    unknown = sorted(set(value) - {"keep", "grain", "aggregate"})
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(unknown)}; keys are: aggregate, grain, keep")
+    return Retention(**value)
 
 
 def _slo(value: Mapping[str, Any], where: str) -> Any:
