@@ -27,8 +27,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from functools import lru_cache
 
+import sqlglot
 from sqlglot import exp
+from sqlglot.errors import ParseError
 
 from embedkit.dataset import SQL, Dataset
 from embedkit.query.dates import resolve_range, zone
@@ -37,7 +40,7 @@ from embedkit.security.rules import ColumnRule
 from embedkit.semantic.expressions import parse_expression
 from embedkit.semantic.members import Dimension, Measure, Rollup
 
-__all__ = ["Rollup", "rewrite", "rollup_datasets"]
+__all__ = ["Rollup", "group_keys", "rewrite", "rollup_datasets"]
 
 #: The query grains each rollup grain can answer (weeks straddle months and years).
 _COARSER = {
@@ -51,6 +54,38 @@ _ADDITIVE = {"sum": "sum", "count": "sum", "min": "min", "max": "max"}
 
 def dataset_name(base: str, rollup: Rollup) -> str:
     return f"{base}__{rollup.name}"
+
+
+def group_keys(ds: Dataset) -> tuple[exp.Select, list[tuple[str, exp.Expr]]] | None:
+    """A rollup dataset's query over its base, and its group keys: each key column's
+    name with the expression over the base rows that makes it (tenant key, row-rule
+    columns, dimensions, time bucket). None when ``ds`` is not shaped as
+    :func:`rollup_datasets` makes them (then only a full rebuild is safe)."""
+    base = ds.meta.get("rollup_of")
+    if not isinstance(ds.source, SQL) or not isinstance(ds.meta.get("rollup"), Rollup):
+        return None
+    parsed = _parsed(ds.source.query)
+    if parsed is None:
+        return None
+    query = parsed.copy()  # the cached tree stays as parsed
+    group = query.args.get("group")
+    tables = list(query.find_all(exp.Table))
+    if not isinstance(query, exp.Select) or group is None or len(tables) != 1:
+        return None
+    count = len(group.expressions)
+    positions = [e.this if isinstance(e, exp.Literal) else None for e in group.expressions]
+    if tables[0].name != base or positions != [str(i + 1) for i in range(count)]:
+        return None
+    return query, [(item.alias_or_name, item.unalias()) for item in query.expressions[:count]]
+
+
+@lru_cache(maxsize=256)
+def _parsed(sql: str) -> exp.Expr | None:
+    """A rollup's SQL parsed once (parsing costs more than the refresh's statements)."""
+    try:
+        return sqlglot.parse_one(sql, read="duckdb")
+    except ParseError:
+        return None
 
 
 def _parts(base: Dataset, names: Iterable[str]) -> list[Measure]:

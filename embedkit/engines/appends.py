@@ -2,11 +2,12 @@
 
 One append is one DuckDB transaction on its own cursor: the batch is checked
 against the dataset's contract, its good rows go into the dataset's table (or
-into their tenants' shards), its bad rows into the quarantine, and every SQL
-dataset built on it is rebuilt, then everything commits at once. Queries run on
-other cursors and see the data from before the commit or after it, never a
-part of a batch. Appends are serialised (one writer at a time), so ``unique``
-is checked against every row committed before.
+into their tenants' shards), its bad rows into the quarantine, the dataset's
+rollups are refreshed in the groups the good rows fall into (engines/refresh.py)
+and every other SQL dataset built on it is rebuilt, then everything commits at
+once. Queries run on other cursors and see the data from before the commit or
+after it, never a part of a batch. Appends are serialised (one writer at a
+time), so ``unique`` is checked against every row committed before.
 
 The data version moves after the commit. A query reads the versions before it
 runs, so the version a result reports is never newer than the rows it saw:
@@ -29,6 +30,7 @@ from sqlglot import exp
 from embedkit.compile import stored_table
 from embedkit.dataset import SQL
 from embedkit.engines import catalog
+from embedkit.engines.refresh import refresh_rollup
 from embedkit.engines.sql_datasets import materialisation
 from embedkit.errors import BatchRejected, first_line
 from embedkit.trust.checks import TENANT, VIOLATIONS
@@ -131,10 +133,11 @@ def append(
                 )
                 if time_column in columns:
                     report = replace(report, newest=_newest(cur, time_column))
-                cur.execute(f"DROP TABLE {_CHECKED}")
                 if replaying:
                     _mark_replayed(cur, replaying, now)
-                changed = _rebuild_dependents(store, cur, name)
+                stored = good_rows(_checked(), list(columns))
+                changed = _rebuild_dependents(store, cur, name, stored)
+                cur.execute(f"DROP TABLE {_CHECKED}")
                 if store.persistent:
                     for dataset in (name, *changed):
                         catalog.set_version(cur, dataset, store.versions.get(dataset, 0) + 1)
@@ -179,7 +182,7 @@ def _write(
     )
     # The checks read the stored table; materialise once so they run once.
     cur.execute(f"CREATE OR REPLACE TEMP TABLE {_CHECKED} AS {checked.sql('duckdb')}", params)
-    rows = exp.alias_(exp.table_(_CHECKED, quoted=True), "k", table=True)
+    rows = _checked()
     report = count(
         cur, rows, [], dataset=name, contract=contract, batch=batch, origin=origin, now=now
     )
@@ -203,6 +206,11 @@ def _write(
     else:
         _insert_into_shards(cur, name, good, tenant_key, routes)
     return report
+
+
+def _checked() -> exp.Expr:
+    """The batch's checked rows, aliased ``k`` as the trust helpers expect."""
+    return exp.alias_(exp.table_(_CHECKED, quoted=True), "k", table=True)
 
 
 def _newest(cur: duckdb.DuckDBPyConnection, column: str) -> dict[str | None, Any]:
@@ -263,9 +271,12 @@ def _mark_replayed(cur: duckdb.DuckDBPyConnection, ids: Sequence[int], now: date
     cur.execute(update.sql("duckdb"), [now, *ids])
 
 
-def _rebuild_dependents(store: DuckDBStore, cur: duckdb.DuckDBPyConnection, name: str) -> list[str]:
-    """Rebuild, in the same transaction, every SQL dataset built (directly or not) on
-    ``name``; return their names."""
+def _rebuild_dependents(
+    store: DuckDBStore, cur: duckdb.DuckDBPyConnection, name: str, stored: exp.Select
+) -> list[str]:
+    """Bring up to date, in the same transaction, every SQL dataset built (directly or
+    not) on ``name``, whose new rows are ``stored``; return their names. A rollup of
+    ``name`` is refreshed in the groups those rows touch; anything else is rebuilt."""
     changed: list[str] = []
     frontier = [name]
     while frontier:
@@ -273,9 +284,11 @@ def _rebuild_dependents(store: DuckDBStore, cur: duckdb.DuckDBPyConnection, name
         for dataset, reads in store.reads.items():
             if current in reads and dataset not in changed:
                 definition = store.definitions[dataset]
-                body = materialisation(definition, store.definitions)
-                order = [c for c in (definition.tenant_key, definition.time) if c]
-                store._store(cur, definition, body, [], order)
+                rollup = current == name and definition.meta.get("rollup_of") == name
+                if not (rollup and refresh_rollup(store, cur, definition, stored)):
+                    body = materialisation(definition, store.definitions)
+                    order = [c for c in (definition.tenant_key, definition.time) if c]
+                    store._store(cur, definition, body, [], order)
                 changed.append(dataset)
                 frontier.append(dataset)
     return changed
