@@ -47,7 +47,7 @@ from embedkit.trust.ingest import (
 if TYPE_CHECKING:
     from embedkit.engines.duckdb import DuckDBStore
 
-__all__ = ["Rows", "append", "as_arrow"]
+__all__ = ["Rows", "append", "as_arrow", "rebuild_dependents"]
 
 #: What an append takes: a pyarrow Table or RecordBatch, a Polars DataFrame or
 #: LazyFrame, a list of dicts (one per row) or a dict of columns.
@@ -136,7 +136,7 @@ def append(
                 if replaying:
                     _mark_replayed(cur, replaying, now)
                 stored = good_rows(_checked(), list(columns))
-                changed = _rebuild_dependents(store, cur, name, stored)
+                changed = rebuild_dependents(store, cur, name, stored)
                 cur.execute(f"DROP TABLE {_CHECKED}")
                 if store.persistent:
                     for dataset in (name, *changed):
@@ -271,12 +271,13 @@ def _mark_replayed(cur: duckdb.DuckDBPyConnection, ids: Sequence[int], now: date
     cur.execute(update.sql("duckdb"), [now, *ids])
 
 
-def _rebuild_dependents(
-    store: DuckDBStore, cur: duckdb.DuckDBPyConnection, name: str, stored: exp.Select
+def rebuild_dependents(
+    store: DuckDBStore, cur: duckdb.DuckDBPyConnection, name: str, stored: exp.Select | None
 ) -> list[str]:
     """Bring up to date, in the same transaction, every SQL dataset built (directly or
     not) on ``name``, whose new rows are ``stored``; return their names. A rollup of
-    ``name`` is refreshed in the groups those rows touch; anything else is rebuilt."""
+    ``name`` is refreshed in the groups those rows touch; anything else is rebuilt
+    (everything, when ``stored`` is None: rows changed other than by appending)."""
     changed: list[str] = []
     frontier = [name]
     while frontier:
@@ -285,7 +286,7 @@ def _rebuild_dependents(
             if current in reads and dataset not in changed:
                 definition = store.definitions[dataset]
                 rollup = current == name and definition.meta.get("rollup_of") == name
-                if not (rollup and refresh_rollup(store, cur, definition, stored)):
+                if not (rollup and stored and refresh_rollup(store, cur, definition, stored)):
                     body = materialisation(definition, store.definitions)
                     order = [c for c in (definition.tenant_key, definition.time) if c]
                     store._store(cur, definition, body, [], order)

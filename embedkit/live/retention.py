@@ -28,6 +28,7 @@ import duckdb
 from sqlglot import exp
 
 from embedkit.compile import stored_table
+from embedkit.engines.appends import rebuild_dependents
 from embedkit.engines.duckdb import DuckDBStore
 from embedkit.errors import Problem
 from embedkit.live.policy import Retention
@@ -125,26 +126,6 @@ def _tables(store: DuckDBStore, name: str) -> list[exp.Table]:
     return [stored_table(name, shard) for shard in sorted(set(routes.values()) | {0})]
 
 
-def rebuild_dependents(store: DuckDBStore, cur: duckdb.DuckDBPyConnection, name: str) -> list[str]:
-    """Rebuild every SQL dataset (rollups included) built on ``name``, in the caller's
-    transaction; return their names."""
-    from embedkit.engines.sql_datasets import materialisation
-
-    changed: list[str] = []
-    frontier = [name]
-    while frontier:
-        current = frontier.pop(0)
-        for dataset, reads in store.reads.items():
-            if current in reads and dataset not in changed:
-                definition = store.definitions[dataset]
-                body = materialisation(definition, store.definitions)
-                order = [c for c in (definition.tenant_key, definition.time) if c]
-                store._store(cur, definition, body, [], order)
-                changed.append(dataset)
-                frontier.append(dataset)
-    return changed
-
-
 def run_retention(
     store: DuckDBStore,
     name: str,
@@ -164,7 +145,7 @@ def run_retention(
             cur.execute("BEGIN")
             try:
                 removed = apply_retention(store, cur, name, retention, time, edge, since)
-                changed = rebuild_dependents(store, cur, name) if removed else []
+                changed = rebuild_dependents(store, cur, name, None) if removed else []
                 touched = [name, *changed] if removed else []
                 if store.persistent:
                     for dataset in touched:
