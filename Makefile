@@ -36,7 +36,7 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
-# benchmarks/http.py loads the server with Debian's wrk. Each benchmark writes
+# benchmarks/serving.py loads the server with Debian's wrk. Each benchmark writes
 # benchmarks/results/<name>.json (<name>-quick.json with --quick); report.py then
 # writes benchmarks/results/README.md and its charts from every result there.
 WRK := /usr/bin/wrk
@@ -46,7 +46,7 @@ bench: $(STAMP)
 		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	@mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/core.py --json benchmarks/results/core.json
-	$(BIN)/python benchmarks/http.py --json benchmarks/results/http.json
+	$(BIN)/python benchmarks/serving.py --json benchmarks/results/serving.json
 	$(BIN)/python benchmarks/scale.py --json benchmarks/results/scale.json
 	$(BIN)/python benchmarks/live.py --json benchmarks/results/live.json
 	$(BIN)/python benchmarks/report.py
@@ -56,7 +56,7 @@ bench-quick: $(STAMP)
 		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	@mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/core.py --quick --json benchmarks/results/core-quick.json
-	$(BIN)/python benchmarks/http.py --quick --json benchmarks/results/http-quick.json
+	$(BIN)/python benchmarks/serving.py --quick --json benchmarks/results/serving-quick.json
 	$(BIN)/python benchmarks/scale.py --quick --json benchmarks/results/scale-quick.json
 	$(BIN)/python benchmarks/live.py --quick --json benchmarks/results/live-quick.json
 	$(BIN)/python benchmarks/report.py

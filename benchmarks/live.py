@@ -43,22 +43,17 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-# Run as a script, this folder is first on sys.path, and benchmarks/http.py would stand in
-# for the standard library's http (which uvicorn imports): take the folder out first.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import polars as pl
+import uvicorn
+from playwright.sync_api import Browser, Page, sync_playwright
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Mount, Route
 
-import polars as pl  # noqa: E402
-import uvicorn  # noqa: E402
-from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
-from starlette.applications import Starlette  # noqa: E402
-from starlette.requests import Request  # noqa: E402
-from starlette.responses import HTMLResponse  # noqa: E402
-from starlette.routing import Mount, Route  # noqa: E402
-
-import embedkit as ek  # noqa: E402
+import embedkit as ek
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

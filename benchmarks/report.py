@@ -19,18 +19,11 @@ Usage::
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# benchmarks/http.py is named like the standard library's ``http`` package, and running
-# this script puts its directory first on sys.path: take that entry out first.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
-
 import argparse
 import json
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import altair as alt
@@ -177,7 +170,7 @@ def core_chart(doc: dict[str, Any]) -> alt.Chart | None:
     )
 
 
-CHARTS = {"http": http_chart, "core": core_chart}
+CHARTS = {"serving": http_chart, "core": core_chart}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,9 +31,6 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / ".data"
-# Run as a script, this folder is first on sys.path, and benchmarks/http.py would stand in
-# for the standard library's http package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 
 def generate(path: Path, rows: int, tenants: int) -> float:

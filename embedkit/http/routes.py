@@ -55,7 +55,7 @@ class _Workers:
     A widget request is a short DuckDB query (which releases the GIL) around Python
     work (which holds it), so a few requests per core in flight keep every core busy.
     Measured on 2 cores with an uncached line widget over 1M rows under wrk -c32
-    (benchmarks/http.py): 2 in flight served 252 req/s, 8 in flight 698. Dozens would
+    (benchmarks/serving.py): 2 in flight served 252 req/s, 8 in flight 698. Dozens would
     only make queries fight for the same cores, so the cap is 4 per core and the rest
     wait their turn.
     """

@@ -66,18 +66,10 @@ Geometric means over the line and KPI widgets (per-kind values are in the metric
 
 Usage::
 
-    python benchmarks/http.py [--quick] [--json PATH]
+    python benchmarks/serving.py [--quick] [--json PATH]
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# This file is named like the standard library's ``http`` package, and running it puts
-# its directory first on sys.path: take that entry out before anything imports http.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
 
 import argparse
 import json
@@ -89,6 +81,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -98,6 +91,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -946,7 +940,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if errors:
         print(f"WARNING: {errors} requests failed under load (non-2xx or socket errors)")
     if args.json:
-        doc = {"benchmark": "http", "params": params_of(cfg, targets, ready), "metrics": metrics}
+        doc = {"benchmark": "serving", "params": params_of(cfg, targets, ready), "metrics": metrics}
         doc["ratios"] = ratios
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
     return 1 if errors else 0
