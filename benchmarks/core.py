@@ -308,7 +308,7 @@ def row_groups(loaded: Loaded, tenants: int = 5) -> tuple[int, int] | None:
     worst: tuple[int, int] | None = None
     for _ in range(tenants):
         principal = ek.Principal(tenant=rng.randrange(loaded.result.size.tenants))
-        compiled = kit._compiler.compile(kit.scope(by_status(rng), principal=principal))
+        compiled = kit._runner._compiler.compile(kit.scope(by_status(rng), principal=principal))
         cur = kit._store._con.cursor()
         try:
             rows = cur.sql("EXPLAIN ANALYZE " + compiled.sql, params=list(compiled.params))
@@ -342,7 +342,7 @@ def measure_once(loaded: Loaded, query: ek.Query, tenant: int, ek_first: bool) -
     unsharded = scope_query(
         kit.model, query, principal, now=NOW, data_versions=kit.data_versions, shards=None
     )
-    compiled = kit._compiler.compile(unsharded)
+    compiled = kit._runner._compiler.compile(unsharded)
     sql, params = compiled.sql, list(compiled.params)
 
     def run_ek() -> tuple[float, ek.QueryResult]:
