@@ -296,3 +296,16 @@ def test_the_stream_ends_with_its_session_and_refuses_bad_requests(
         assert stream.next(5) == {"closed": "1"}
     finally:
         stream.close()
+
+
+def test_an_answer_differing_only_in_a_float_s_last_digits_is_not_news() -> None:
+    from embedkit.cache.responses import make_body
+    from embedkit.http.live import _meaning
+
+    def body(value: float) -> Any:
+        return make_body(json.dumps({"rows": [{"kwh": value}]}).encode(), "application/json", {})
+
+    a, b = body(0.11442910863482092), body(0.11442910863482096)
+    assert a.etag != b.etag  # different bytes
+    assert _meaning(a) == _meaning(b)  # the same answer
+    assert _meaning(a) != _meaning(body(0.1144291086)) != _meaning(body(0.11442910863482092 * 2))

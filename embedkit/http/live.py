@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import time
 from collections.abc import AsyncIterator, Hashable, Mapping
 from typing import Any
 
@@ -129,6 +131,7 @@ class LiveStreams:
         sub = self.hub.subscribe(tenant, _datasets(bodies))
         try:
             yield b"retry: 1000\n\n"
+            quiet_since = time.monotonic()
             sent = dict(have)
             position = self.hub.position(tenant)
             if last_event_id != position or any(
@@ -140,9 +143,12 @@ class LiveStreams:
                 held = {n: b for n, b in bodies.items() if n in sent}
                 if update := _update(position, held, sent):
                     yield update
+            # widget -> what the answer the page holds says (see _meaning)
+            shown = {n: _meaning(b) for n, b in bodies.items() if sent.get(n) == b.etag}
             while True:
                 if not await self._wait(sub.event, grant):
                     yield b": keepalive\n\n"
+                    quiet_since = time.monotonic()
                     continue
                 if sub.closed:
                     return
@@ -160,8 +166,20 @@ class LiveStreams:
                 fresh = await self._bodies(grant, seen, affected, params)
                 bodies.update(fresh)
                 sub.datasets = _datasets(bodies)
+                # A float sum may differ in its last digit between two runs over the same
+                # rows (DuckDB adds in parallel): such an answer is not news.
+                for name in [n for n, b in fresh.items() if sent.get(n) != b.etag]:
+                    now = _meaning(fresh[name])
+                    if shown.get(name) == now:
+                        del fresh[name]
+                    shown[name] = now
                 if update := _update(position, fresh, sent):
                     yield update
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since >= self.keepalive:
+                    # Woken often with nothing to send: still show the line is alive.
+                    yield b": keepalive\n\n"
+                    quiet_since = time.monotonic()
         finally:
             self.hub.unsubscribe(sub)
             left = self._open.get(grant.jti, 1) - 1
@@ -181,6 +199,24 @@ class LiveStreams:
             event.set()  # the loop then finds the session over and ends the stream
             return True
         return False
+
+
+def _meaning(body: Body) -> str:
+    """What an answer says, with floats to 12 significant digits: two answers that
+    differ only past that (the order of a parallel sum) mean the same."""
+
+    def stable(value: Any) -> Any:
+        if isinstance(value, float):
+            return float(f"{value:.12g}")
+        if isinstance(value, dict):
+            return {k: stable(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [stable(v) for v in value]
+        return value
+
+    return hashlib.blake2b(
+        orjson.dumps(stable(orjson.loads(body.body))), digest_size=16
+    ).hexdigest()
 
 
 def _datasets(bodies: Mapping[str, Body]) -> frozenset[str]:
