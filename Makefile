@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest bench bench-quick clean demo
+.PHONY: test lint typecheck pytest bench bench-quick clean demo thermostat
 
 # Browser tests drive Debian's chromium (playwright cannot download browsers here).
 CHROMIUM := /usr/bin/chromium
@@ -67,6 +67,12 @@ PORT ?= 8000
 demo: $(STAMP)
 	test -f examples/seller_portal/data/meta.json || $(BIN)/python examples/seller_portal/generate.py
 	$(BIN)/python -m examples.seller_portal.app --port $(PORT)
+
+# The thermostat example (examples/thermostat_app): simulated homes stream readings into
+# live embedded charts. It simulates its history at start-up, so there is nothing to
+# generate first. Its port is 8001 unless PORT is given (make thermostat PORT=8080).
+thermostat: $(STAMP)
+	$(BIN)/python -m examples.thermostat_app.app --port $(if $(filter file,$(origin PORT)),8001,$(PORT))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
