@@ -58,7 +58,8 @@ def register(
             loaded.append(ds)
             if ds.retention is not None:
                 columns = store.columns(ds.name)
-                problems += retention_problems(ds.name, ds.retention, ds.time, columns)
+                guarded = [c for c in (ds.tenant_key, *(r.column for r in ds.row_rules)) if c]
+                problems += retention_problems(ds.name, ds.retention, ds.time, columns, guarded)
         except DataLoadError as err:
             message = str(err).removeprefix(f"dataset '{ds.name}': ")
             problems.append(Problem(ds.name, "source", message))

@@ -196,3 +196,9 @@ def test_a_cached_answer_skips_the_route_and_is_sent_exactly_as_the_route_sends_
         clock.now = NOW + timedelta(hours=2)
         assert client.get("/analytics/data/kpi_revenue", headers=s1).status_code == 401
         assert len(calls) == 3
+
+
+def test_an_encoding_refused_with_q_0_is_not_used(kit: ek.EmbedKit, client: TestClient) -> None:
+    s1 = session(kit, client, "s1")
+    answer = client.get("/data/revenue_by_day", headers={**s1, "Accept-Encoding": "br;q=0, gzip"})
+    assert answer.status_code == 200 and answer.headers.get("content-encoding") == "gzip"

@@ -309,3 +309,45 @@ def test_an_answer_differing_only_in_a_float_s_last_digits_is_not_news() -> None
     assert a.etag != b.etag  # different bytes
     assert _meaning(a) == _meaning(b)  # the same answer
     assert _meaning(a) != _meaning(body(0.1144291086)) != _meaning(body(0.11442910863482092 * 2))
+
+
+def test_a_session_holds_four_streams_at_most_even_when_opened_at_once(
+    live: tuple[ek.EmbedKit, str],
+) -> None:
+    kit, base = live
+    s1 = open_session(kit, base, "s1")
+    statuses: list[int] = []
+
+    def attempt() -> None:
+        with httpx.stream(
+            "GET", live_url(base, {}), headers={"Authorization": f"Bearer {s1}"}, timeout=30
+        ) as answer:
+            statuses.append(answer.status_code)
+            if answer.status_code == 200:
+                time.sleep(2)  # hold the stream while the others try
+
+    threads = [threading.Thread(target=attempt) for _ in range(7)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [200] * 4 + [429] * 3
+
+
+def test_opening_a_stream_again_reads_the_cache(live: tuple[ek.EmbedKit, str]) -> None:
+    kit, base = live
+    s1 = open_session(kit, base, "s1")
+    executed: list[str] = []
+    stop = kit.monitor.subscribe(lambda e: executed.append(e.cache))
+    try:
+        first = Stream(live_url(base, {}), s1)
+        first.next()
+        queries = len([c for c in executed if c != "hit"])
+        assert queries > 0
+        first.close()
+        again = Stream(live_url(base, {}), s1)
+        again.next()
+        assert len([c for c in executed if c != "hit"]) == queries  # nothing ran again
+        again.close()
+    finally:
+        stop()

@@ -114,3 +114,20 @@ def test_a_column_shown_under_two_keys_and_an_empty_result() -> None:
     assert rows_json(table.slice(0, 0), fields) == b"[]"
     big = pa.table({"orders.amount": list(range(1000))})
     assert orjson.loads(rows_json(big, fields)) == [{"amount": i, "again": i} for i in range(1000)]
+
+
+def test_types_polars_would_write_otherwise_go_cell_by_cell() -> None:
+    # float32 as Python reads it; lists (with times inside) as orjson writes them.
+    size = 60
+    table = pa.table(
+        {
+            "orders.f32": pa.array([0.1] * size, pa.float32()),
+            "orders.tags": pa.array(
+                [[datetime(2024, 1, 1, 5)]] * size, pa.list_(pa.timestamp("us"))
+            ),
+        }
+    )
+    fields = [_field("f32"), _field("tags")]
+    assert orjson.loads(rows_json(table, fields)) == orjson.loads(
+        orjson.dumps(rows_of(table, fields))
+    )

@@ -69,7 +69,17 @@ class Body:
 @functools.lru_cache(maxsize=256)
 def _accepted(accept_encoding: str) -> frozenset[str]:
     """The codings an Accept-Encoding value names (browsers send a handful of values)."""
-    return frozenset(p.split(";")[0].strip().lower() for p in accept_encoding.split(","))
+    names = set()
+    for part in accept_encoding.split(","):
+        name, _, params = part.partition(";")
+        q = params.strip().lower().removeprefix("q=").strip() if params else "1"
+        try:
+            if float(q) <= 0:  # "gzip;q=0": explicitly not acceptable
+                continue
+        except ValueError:
+            continue
+        names.add(name.strip().lower())
+    return frozenset(names)
 
 
 def make_body(body: bytes, media_type: str, versions: Mapping[str, int]) -> Body:

@@ -116,8 +116,16 @@ def _json_ready(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     if isinstance(dtype, pl.Decimal):
         return column.cast(pl.Float64)
     if dtype.is_float():
-        return pl.when(column.is_finite()).then(column)
+        # As Python reads a float32: the float64 of the same value (0.1 -> 0.10000000149...).
+        wide = column.cast(pl.Float64)
+        return pl.when(wide.is_finite()).then(wide)
     return column
+
+
+def _columnar(dtype: pl.DataType) -> bool:
+    """Whether Polars writes this type as the Python path would (else: cell by cell)."""
+    plain = (pl.Boolean, pl.String, pl.Categorical, pl.Enum, pl.Null, pl.Date, pl.Datetime)
+    return dtype.is_numeric() or isinstance(dtype, plain)
 
 
 #: Below this many rows, cell by cell in Python is quicker than Polars' fixed cost
@@ -136,6 +144,10 @@ def rows_json(table: pa.Table, fields: Sequence[Field]) -> bytes:
     if not fields or table.num_rows == 0:
         return b"[]"
     if table.num_rows < _COLUMNAR_FROM:
+        return orjson.dumps(rows_of(table, fields))
+    frame = pl.from_arrow(table.select(list(dict.fromkeys(f.column for f in fields))))
+    assert isinstance(frame, pl.DataFrame)
+    if not all(_columnar(t) for t in frame.schema.values()):  # lists, durations, bytes...
         return orjson.dumps(rows_of(table, fields))
     return columnar_json(table, fields)
 

@@ -294,6 +294,12 @@ class Tokens:
 
         return _guard(read)
 
+    @property
+    def leeway(self) -> float:
+        """Seconds of clock difference forgiven: a token is refused once this long past
+        its expiry."""
+        return self._leeway
+
     def recheck(self, grant: Grant) -> None:
         """Refuse a grant verified earlier that has expired, or been revoked, since."""
         if grant.expires_at <= self._clock() - self._leeway:

@@ -42,6 +42,7 @@ from embedkit.errors import QueryError
 from embedkit.http.problems import Problem, problem_response
 from embedkit.http.routes import Routes, bearer, parse_params
 from embedkit.live.hub import ChangeHub
+from embedkit.trust.service import Channel, request_context
 
 __all__ = ["LiveStreams"]
 
@@ -63,8 +64,10 @@ class LiveStreams:
         self.routes, self.hub = routes, hub
         self.coalesce, self.keepalive = coalesce, keepalive
         self._open: dict[str, int] = {}
+        self._meanings: dict[str, str] = {}  # ETag -> _meaning (bounded, see _meaning_of)
 
     async def live(self, request: Request) -> Response:
+        held = None
         try:
             token = bearer(request)
             grant, seen = self.routes.embedder.session(token)
@@ -72,20 +75,37 @@ class LiveStreams:
             params = parse_params(q.get("params"))
             have = _have(q.get("have"))
             names = [w.name for w in granted_widgets(self._dashboard(grant), grant.resource)]
-            if self._open.get(grant.jti, 0) >= MAX_STREAMS:
-                raise Problem(429, "too-many-requests", "Too many live streams for this session")
+            # The slot is taken before anything is awaited, so a burst of opens cannot
+            # all pass the check; the stream gives it back when it ends.
+            held = self._hold(grant)
             # Checked before the stream starts, so bad params get a problem, not a stream.
-            bodies = await self._bodies(grant, seen, names, params)
+            with self.routes._turn(grant):
+                bodies = await self._bodies(grant, seen, names, params)
         except Exception as err:
+            if held is not None:
+                self._release(held)
             return problem_response(err)
         stream = self._events(
-            token, grant, seen, params, bodies, have, request.headers.get("last-event-id")
+            token, grant, seen, params, names, bodies, have, request.headers.get("last-event-id")
         )
         return StreamingResponse(
             stream,
             media_type="text/event-stream",
             headers={"Cache-Control": "private, no-cache", "X-Accel-Buffering": "no"},
         )
+
+    def _hold(self, grant: Grant) -> str:
+        if self._open.get(grant.jti, 0) >= MAX_STREAMS:
+            raise Problem(429, "too-many-requests", "Too many live streams for this session")
+        self._open[grant.jti] = self._open.get(grant.jti, 0) + 1
+        return grant.jti
+
+    def _release(self, jti: str) -> None:
+        left = self._open.get(jti, 1) - 1
+        if left > 0:
+            self._open[jti] = left
+        else:
+            self._open.pop(jti, None)
 
     def _dashboard(self, grant: Grant) -> Any:
         return self.routes.embedder.dashboard(grant.resource)
@@ -105,16 +125,38 @@ class LiveStreams:
         return out  # a widget that fails alone shows its error from /data
 
     def _body(self, grant: Grant, seen: Hashable, name: str, params: Mapping[str, Any]) -> Body:
+        """A widget's answer (in a worker thread): a fresh cached one when there is one,
+        else computed once however many streams of this scope ask together."""
         embedder = self.routes.embedder
         minute = int(embedder.now().timestamp() // 60)
         key = (seen, name, "live", orjson.dumps(dict(params), option=orjson.OPT_SORT_KEYS), minute)
         versions = embedder.versions()
+        found = embedder.responses.get(key, versions)
+        if found is not None:
+            return found
 
         def make() -> Body:
-            data = embedder.widget_data(grant, name, params)
-            return make_body(data.to_json_bytes(), "application/json", data.versions)
+            subject = (grant.claims or {}).get("sub")
+            channel = Channel(
+                "live",
+                resource=f"{grant.resource.split('/')[0]}/{name}",
+                subject=subject if isinstance(subject, str) else None,
+            )
+            with request_context(channel):
+                data = embedder.widget_data(grant, name, params)
+            body = make_body(data.to_json_bytes(), "application/json", data.versions)
+            self._meaning_of(body)  # here, in the worker: never on the event loop
+            return body
 
         return embedder.responses.compute(key, versions, make)
+
+    def _meaning_of(self, body: Body) -> str:
+        found = self._meanings.get(body.etag)
+        if found is None:
+            found = self._meanings[body.etag] = _meaning(body)
+            while len(self._meanings) > 4096:
+                self._meanings.pop(next(iter(self._meanings)))
+        return found
 
     async def _events(
         self,
@@ -122,11 +164,11 @@ class LiveStreams:
         grant: Grant,
         seen: Hashable,
         params: Mapping[str, Any],
+        names: list[str],
         bodies: dict[str, Body],
         have: Mapping[str, str],
         last_event_id: str | None,
     ) -> AsyncIterator[bytes]:
-        self._open[grant.jti] = self._open.get(grant.jti, 0) + 1
         tenant = None if grant.tenant is None else str(grant.tenant)
         sub = self.hub.subscribe(tenant, _datasets(bodies))
         try:
@@ -134,42 +176,53 @@ class LiveStreams:
             quiet_since = time.monotonic()
             sent = dict(have)
             position = self.hub.position(tenant)
+            # Again now that the subscription is in place, so no append slips between
+            # (cheap: the cache answers). Only the widgets the page holds are sent; the
+            # others come with their next change.
+            bodies = await self._bodies(grant, seen, list(bodies), params)
             if last_event_id != position or any(
                 b.etag != sent[n] for n, b in bodies.items() if n in sent
             ):
-                # Again now that the subscription is in place: nothing is missed. Only
-                # the widgets the page holds; the others come with their next change.
-                bodies = await self._bodies(grant, seen, list(bodies), params)
                 held = {n: b for n, b in bodies.items() if n in sent}
                 if update := _update(position, held, sent):
                     yield update
+            run = self.routes.workers.run
             # widget -> what the answer the page holds says (see _meaning)
-            shown = {n: _meaning(b) for n, b in bodies.items() if sent.get(n) == b.etag}
+            shown = {
+                n: await run(self._meaning_of, b)
+                for n, b in bodies.items()
+                if sent.get(n) == b.etag
+            }
             while True:
-                if not await self._wait(sub.event, grant):
+                woken = await self._wait(sub.event, grant)
+                if sub.closed:
+                    return
+                if not self._valid(token):  # expired (past the leeway) or revoked
+                    yield b"event: expired\ndata: {}\n\n"
+                    return
+                if not woken:
                     yield b": keepalive\n\n"
                     quiet_since = time.monotonic()
                     continue
-                if sub.closed:
-                    return
-                try:
-                    self.routes.embedder.session(token)  # expired or revoked: stop
-                except Exception:
-                    yield b"event: expired\ndata: {}\n\n"
-                    return
                 await asyncio.sleep(self.coalesce)
                 changed = sub.take()
-                affected = [n for n, b in bodies.items() if _datasets({n: b}) & changed]
+                # Widgets that failed before are tried again with every change.
+                affected = [
+                    n for n in names if n not in bodies or _datasets({n: bodies[n]}) & changed
+                ]
                 if not affected:
                     continue
                 position = self.hub.position(tenant)
-                fresh = await self._bodies(grant, seen, affected, params)
+                try:
+                    fresh = await self._bodies(grant, seen, affected, params)
+                except Exception:
+                    continue  # every affected widget failed: the page keeps what it shows
                 bodies.update(fresh)
                 sub.datasets = _datasets(bodies)
                 # A float sum may differ in its last digit between two runs over the same
                 # rows (DuckDB adds in parallel): such an answer is not news.
                 for name in [n for n, b in fresh.items() if sent.get(n) != b.etag]:
-                    now = _meaning(fresh[name])
+                    now = await run(self._meaning_of, fresh[name])
                     if shown.get(name) == now:
                         del fresh[name]
                     shown[name] = now
@@ -182,21 +235,22 @@ class LiveStreams:
                     quiet_since = time.monotonic()
         finally:
             self.hub.unsubscribe(sub)
-            left = self._open.get(grant.jti, 1) - 1
-            if left:
-                self._open[grant.jti] = left
-            else:
-                self._open.pop(grant.jti, None)
+            self._release(grant.jti)
+
+    def _valid(self, token: str) -> bool:
+        try:
+            self.routes.embedder.session(token)
+        except Exception:
+            return False
+        return True
 
     async def _wait(self, event: asyncio.Event, grant: Grant) -> bool:
-        """Wait for a change; False after ``keepalive`` seconds (or at the session's
-        end, so the loop checks it) with none."""
-        left = grant.expires_at - self.routes.embedder.now().timestamp()
+        """Wait for a change: True when one came, False after ``keepalive`` seconds, or
+        once the session is past its end (the caller then finds it invalid and stops)."""
+        leeway = self.routes.embedder.tokens.leeway
+        left = grant.expires_at + leeway - self.routes.embedder.now().timestamp()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), max(0.0, min(self.keepalive, left + 0.5)))
-            return True
-        if grant.expires_at <= self.routes.embedder.now().timestamp():
-            event.set()  # the loop then finds the session over and ends the stream
             return True
         return False
 

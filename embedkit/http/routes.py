@@ -345,8 +345,9 @@ def parse_params(text: str | None) -> dict[str, Any]:
     if len(text) > 16_384:
         raise QueryError("params is too long")
     try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):
+        # orjson refuses NaN, Infinity and integers past 64 bits, as JSON does.
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
         raise QueryError("params must be a JSON object of filter name -> value") from None
     if not isinstance(value, dict):
         raise QueryError("params must be a JSON object of filter name -> value")

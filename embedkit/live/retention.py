@@ -20,7 +20,7 @@ invalidate) and rebuilds what is built on the dataset.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -39,16 +39,28 @@ _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOU
 
 
 def retention_problems(
-    name: str, retention: Retention, time: str | None, columns: Mapping[str, str]
+    name: str,
+    retention: Retention,
+    time: str | None,
+    columns: Mapping[str, str],
+    guarded: Sequence[str] = (),
 ) -> list[Problem]:
-    """What is wrong with ``retention`` on dataset ``name`` (stored ``columns``)."""
+    """What is wrong with ``retention`` on dataset ``name`` (stored ``columns``;
+    ``guarded``: the tenant key and the columns row rules read, which must stay keys)."""
     if time is None:
         fix = "set Dataset(time=...) to the column that dates each row"
         return [Problem(name, "retention", "needs the dataset's time column", fix)]
     problems = []
     for column, how in retention.aggregate.items():
         kind = columns.get(column)
-        if kind is None:
+        if column in guarded:
+            # Aggregated, it would stop being a group key: rows of two tenants (or of
+            # two rooms a rule keeps apart) would be rolled into one.
+            fix = "leave it out of aggregate: rows are rolled up within each of its values"
+            problems.append(
+                Problem(name, f"retention.{column}", "is the tenant key or a row-rule column", fix)
+            )
+        elif kind is None:
             fix = f"columns are: {', '.join(columns)}"
             problems.append(Problem(name, f"retention.{column}", "is not a column", fix))
         elif column == time:
@@ -81,9 +93,10 @@ def apply_retention(
     time: str,
     edge: datetime,
     since: datetime | None,
-) -> int:
+) -> tuple[int, int]:
     """Roll up ``name``'s rows dated before ``edge`` (and from ``since``) in every table
-    it is stored in, inside the caller's transaction. Returns rows removed."""
+    it is stored in, inside the caller's transaction. Returns the rows removed (net)
+    and the rows rewritten (deleted before the rolled-up ones were inserted)."""
     columns = list(store.columns(name))
     keys = [c for c in columns if c != time and c not in retention.aggregate]
     at = exp.column(time, quoted=True)
@@ -97,7 +110,7 @@ def apply_retention(
     items[time] = bucket
     for column, how in retention.aggregate.items():
         items[column] = exp.func(how, exp.column(column, quoted=True))
-    removed = 0
+    removed = deleted = 0
     for table in _tables(store, name):
         rolled = (
             exp.select(*[exp.alias_(items[c], c, quoted=True) for c in columns])
@@ -107,7 +120,9 @@ def apply_retention(
         )
         cur.execute(f"CREATE OR REPLACE TEMP TABLE _ek_rolled AS {rolled.sql('duckdb')}", params)
         gone = exp.delete(table.copy(), where=old.copy())
-        removed += int(cur.execute(gone.sql("duckdb"), params).fetchall()[0][0])
+        count = int(cur.execute(gone.sql("duckdb"), params).fetchall()[0][0])
+        removed += count
+        deleted += count
         cur.execute(
             exp.insert(
                 exp.select(*[exp.column(c, quoted=True) for c in columns]).from_("_ek_rolled"),
@@ -116,7 +131,7 @@ def apply_retention(
         )
         removed -= int(cur.execute("SELECT count(*) FROM _ek_rolled").fetchall()[0][0])
         cur.execute("DROP TABLE _ek_rolled")
-    return removed
+    return removed, deleted
 
 
 def _tables(store: DuckDBStore, name: str) -> list[exp.Table]:
@@ -144,9 +159,11 @@ def run_retention(
         try:
             cur.execute("BEGIN")
             try:
-                removed = apply_retention(store, cur, name, retention, time, edge, since)
-                changed = rebuild_dependents(store, cur, name, None) if removed else []
-                touched = [name, *changed] if removed else []
+                removed, rewritten = apply_retention(store, cur, name, retention, time, edge, since)
+                # Rows rewritten move the version even when as many came back (times
+                # cut to the bucket): cached answers and rollups must not outlive them.
+                changed = rebuild_dependents(store, cur, name, None) if rewritten else []
+                touched = [name, *changed] if rewritten else []
                 if store.persistent:
                     for dataset in touched:
                         catalog.set_version(cur, dataset, store.versions.get(dataset, 0) + 1)
