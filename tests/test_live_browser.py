@@ -90,6 +90,7 @@ def stack() -> Iterator[Stack]:
         clock=lambda: NOW + timedelta(seconds=time.time() - started),
         host_origins=(host_origin,),
         base_url=f"{embed_origin}/analytics",
+        live_poll=1.0,
     )
     with serve(host_app(kit, embed_origin), host_sock), serve(analytics_app(kit), embed_sock):
         s = Stack(kit, host_origin)
@@ -106,21 +107,25 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
-def open_embed(browser: Browser, stack: Stack, tenant: str) -> tuple[Page, Frame]:
+def open_embed(
+    browser: Browser, stack: Stack, tenant: str, mode: str = "streaming"
+) -> tuple[Page, Frame]:
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     context.add_init_script(TEE_LIVE)
     page = context.new_page()
+    if mode == "polling":  # a proxy that refuses streams: every /live attempt fails
+        page.route("**/analytics/live?*", lambda route: route.abort())
     page.goto(f"{stack.host}/host/sales?tenant={tenant}")
     page.wait_for_function("document.querySelector('embedkit-dashboard iframe')")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         frames = [f for f in page.frames if "/analytics/embed/" in f.url]
         if frames and frames[0].evaluate(
-            "document.getElementById('ek-root').getAttribute('data-live') === 'streaming'"
+            f"document.getElementById('ek-root').getAttribute('data-live') === '{mode}'"
         ):
             return page, frames[0]
         page.wait_for_timeout(50)
-    raise AssertionError("the embed never started streaming")
+    raise AssertionError(f"the embed never started {mode}")
 
 
 def frames_of(frame: Frame) -> list[dict[str, str]]:
@@ -238,4 +243,16 @@ def test_a_dropped_stream_resumes_without_gaps_or_duplicates(
     rows = one.locator('article[data-widget="revenue_by_day"] details.ek-datatable tbody tr')
     days = [rows.nth(i).locator("td").first.text_content() for i in range(rows.count())]
     assert len(days) == len(set(days))
+    page.context.close()
+
+
+def test_when_streams_are_refused_the_page_polls_and_still_updates(
+    browser: Browser, stack: Stack
+) -> None:
+    page, one = open_embed(browser, stack, "s3", mode="polling")
+    before = live_count(one, "revenue_by_day")
+    stack.append("s3", 77.0)
+    wait_live(one, "revenue_by_day", before)
+    assert last_day_revenue(one) == pytest.approx(expected_last_day(stack, "s3"), abs=0.01)
+    assert frames_of(one) == []  # no stream ever opened
     page.context.close()
