@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 import polars as pl
 import pytest
 from starlette.applications import Starlette
