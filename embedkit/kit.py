@@ -24,6 +24,7 @@ from embedkit.embed.theme import Theme
 from embedkit.embed.tokens import Tokens
 from embedkit.engines.duckdb import DuckDBStore
 from embedkit.engines.shards import SHARD_ROWS
+from embedkit.engines.versions import TenantVersions
 from embedkit.errors import ModelError
 from embedkit.kit_ops import OperatorMethods
 from embedkit.live.hub import ChangeHub
@@ -66,8 +67,10 @@ class EmbedKit(OperatorMethods, LiveMethods):
             embeds, the URL where :meth:`asgi` is mounted, theme, locale, currency.
         cache_bytes: memory for cached query results (default 256 MiB; 0 turns the
             cache off). Entries are keyed by the compiled query, every bound value
-            (the tenant among them) and the data versions read, so an append makes
-            new keys and a tenant can only ever hit its own entries.
+            (the tenant among them) and the data versions read as that tenant sees
+            them, so an append of a tenant's rows makes new keys for that tenant only
+            (another tenant cannot time it), and a tenant can only ever hit its own
+            entries.
         shared_cache: a :class:`~embedkit.cache.shared.SharedCache` (Redis or the like)
             several app processes share, behind the in-process one.
         metrics_tenants: label /metrics series with the tenant for up to this many
@@ -132,7 +135,7 @@ class EmbedKit(OperatorMethods, LiveMethods):
             model=lambda: self._model,
             run=lambda q, p: self.query(q, principal=p),
             now=self._clock,
-            versions=lambda: self._store.versions,
+            versions=lambda tenant: TenantVersions(self._store, tenant),
             response_bytes=cache_bytes // 4,
         )
         datasets = [datasets] if isinstance(datasets, Dataset) else list(datasets)
@@ -179,7 +182,8 @@ class EmbedKit(OperatorMethods, LiveMethods):
 
     @property
     def data_versions(self) -> Mapping[str, int]:
-        """Each dataset's data version; it grows with every change of its rows."""
+        """Each dataset's data version; it grows with every change of its rows, whoever's
+        they are (a query result reports the versions as its principal sees them)."""
         return dict(self._store.versions)
 
     # -- trust: appends, contracts, quarantine, monitoring --------------------------------
@@ -191,7 +195,8 @@ class EmbedKit(OperatorMethods, LiveMethods):
         of columns. Rows that pass are stored and rows that break the contract
         are quarantined, in one transaction: a query running meanwhile sees the
         data before or after, never part of it. The data version of the dataset
-        (and of SQL datasets built on it) moves on. Raises
+        (and of SQL datasets built on it) moves on; cached answers of tenants
+        whose rows were not in the batch stay valid. Raises
         :class:`~embedkit.errors.BatchRejected`, with nothing stored, when more
         than the contract's ``reject_above`` share of rows fail or the batch has
         columns the dataset does not.
@@ -219,12 +224,13 @@ class EmbedKit(OperatorMethods, LiveMethods):
     def scope(self, query: Query | Mapping[str, Any], *, principal: Principal) -> ScopedQuery:
         """Check ``query`` for ``principal`` and return its scoped plan (nothing runs)."""
         q = query if isinstance(query, Query) else Query.from_json(query)
+        tenant = principal.tenant if isinstance(principal, Principal) else None
         return scope(
             self._model,
             q,
             principal,
             now=self._clock(),
-            data_versions=self._store.versions,
+            data_versions=TenantVersions(self._store, tenant),
             shards=self._store.shards,
         )
 

@@ -133,12 +133,16 @@ class ScopedQuery:
     Only the scoping step can create one; constructing it any other way raises.
     """
 
-    __slots__ = ("data_versions", "model", "params", "plan", "principal")
+    __slots__ = ("data_versions", "model", "params", "plan", "principal", "views")
     plan: Plan
     params: tuple[Any, ...]
     principal: Principal
     model: Model
+    #: each dataset read -> its data version as this principal sees it
     data_versions: Mapping[str, int]
+    #: each dataset read -> (epoch, own count): what cached answers are keyed by
+    #: (see engines/versions.py)
+    views: Mapping[str, tuple[int, int]]
 
     def __init__(
         self,
@@ -149,6 +153,7 @@ class ScopedQuery:
         model: Model,
         data_versions: Mapping[str, int],
         key: object,
+        views: Mapping[str, tuple[int, int]] | None = None,
     ) -> None:
         if key is not _SCOPE_KEY:
             raise TypeError(
@@ -160,6 +165,9 @@ class ScopedQuery:
         seal(self, "principal", principal)
         seal(self, "model", model)
         seal(self, "data_versions", MappingProxyType(dict(data_versions)))
+        if views is None:
+            views = {name: (version, 0) for name, version in data_versions.items()}
+        seal(self, "views", MappingProxyType(dict(views)))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("a ScopedQuery cannot be changed after scoping")

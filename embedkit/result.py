@@ -21,6 +21,10 @@ class QueryResult:
     (``orders.revenue``, ``orders.ordered_at.day``). Its schema metadata carries
     the SQL, timings and data versions too, so they travel with the table.
 
+    ``data_versions`` holds the version of each dataset read as the principal's
+    tenant sees it: it grows with every change of rows that tenant can read and
+    with no other (``EmbedKit.data_versions`` counts every change).
+
     ``cache`` says whether the rows came from the result cache (``"hit"``), were
     computed and cached (``"miss"``), or the cache was not used (``"off"``).
     With ``compare="previous_period"``, ``previous`` holds the period before;

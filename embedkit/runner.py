@@ -146,9 +146,11 @@ class QueryRunner:
             if self._cache.max_bytes:
                 # The key holds everything the rows depend on: the SQL (its shape and the
                 # shards it reads), every bound value (the tenant and row-rule values,
-                # resolved dates) and the data versions read. Another scope is another key.
-                versions = tuple(sorted(scoped.data_versions.items()))
-                key = (sql, frozen(compiled.params), versions)
+                # resolved dates) and the principal's view of each dataset read, which
+                # moves with that tenant's appends and not with other tenants' (see
+                # engines/versions.py). Another scope is another key.
+                views = tuple(sorted((name, *view) for name, view in scoped.views.items()))
+                key = (sql, frozen(compiled.params), views)
                 if self._shared is not None:
                     compute = _through(self._shared, self._store.key, key, compute)
                 (table, total), hit = self._cache.get_or_compute(key, compute, _size)
@@ -159,7 +161,9 @@ class QueryRunner:
             from embedkit.engines.polars import PolarsEngine, execute
 
             if self._polars is None:
-                self._polars = PolarsEngine(self._store.arrow)
+                self._polars = PolarsEngine(
+                    self._store.arrow, versions=lambda name: self._store.versions.get(name, 0)
+                )
             planned = self._polars.compile(scoped)
             t2 = time.perf_counter()
             table, total = self._total(execute(planned), q, principal, engine)

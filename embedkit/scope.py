@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from embedkit.engines.versions import TenantVersions, View
 from embedkit.errors import AccessDenied, QueryError, UnknownMemberError
 from embedkit.filters import MAX_PAGE, Filters, Params, filter_members
 from embedkit.plan import (
@@ -270,13 +271,14 @@ class _Scoper:
             timezone=tz_slot,
             total=bool(q.total),
         )
-        versions = {rel.dataset: data_versions.get(rel.dataset, 0) for rel in relations}
+        views = {rel.dataset: _view(data_versions, rel.dataset) for rel in relations}
         scoped = ScopedQuery(
             plan=plan,
             params=tuple(self.params.values),
             principal=self.principal,
             model=self.model,
-            data_versions=versions,
+            data_versions={name: view.number for name, view in views.items()},
+            views=views,
             key=_SCOPE_KEY,
         )
         scoped.check()
@@ -352,6 +354,13 @@ def _unique(items: Any) -> list[Any]:
     return list(seen)
 
 
+def _view(versions: Mapping[str, int], dataset: str) -> View:
+    """The principal's view of ``dataset``; plain versions are whole-dataset views."""
+    if isinstance(versions, TenantVersions):
+        return versions.view(dataset)
+    return View(versions.get(dataset, 0), 0)
+
+
 def _conjoin(nodes: list[Node]) -> Node | None:
     if not nodes:
         return None
@@ -369,9 +378,12 @@ def scope(
 ) -> ScopedQuery:
     """Check ``query`` against ``model`` for ``principal`` and return its scoped plan.
 
-    ``shards`` maps each sharded dataset's tenants to their shard (see
-    engines/shards.py); it only routes reads. Raises UnknownMemberError,
-    QueryError or AccessDenied; never returns an unscoped plan.
+    ``data_versions`` are the datasets' versions: plain numbers, or the principal's
+    tenant's :class:`~embedkit.engines.versions.TenantVersions`, which move only
+    with changes that tenant can see (what caches key on). ``shards`` maps each
+    sharded dataset's tenants to their shard (see engines/shards.py); it only routes
+    reads. Raises UnknownMemberError, QueryError or AccessDenied; never returns an
+    unscoped plan.
     """
     if not isinstance(principal, Principal):
         raise AccessDenied("a query needs a verified Principal; nothing was run")

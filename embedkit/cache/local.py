@@ -5,9 +5,10 @@
 share one computation: the first caller computes, the others wait for its
 answer. A failed computation is not cached; every waiter gets the error.
 
-Keys always include the data versions an entry was computed from, so an entry
-is never invalidated by time: an append moves a version, new requests use new
-keys, and the old entry ages out of the LRU.
+Keys always include the data versions an entry was computed from (as its tenant
+sees them: engines/versions.py), so an entry is never invalidated by time: an
+append moves a version, new requests use new keys, and the old entry ages out of
+the LRU.
 """
 
 from __future__ import annotations

@@ -4,9 +4,11 @@ An entry belongs to one *scope* (what a grant lets its viewer see: resource, ten
 claims, locked and editable params, display settings), one widget, one request (its
 params, page, order and format) and one minute (relative dates such as "last 7 days"
 move at most once a minute). It stays valid while the data versions of the datasets
-its queries read are unchanged; an append to any of them makes it stale at once, an
-append elsewhere does not. Two viewers with the same scope share entries; a viewer
-of another scope never reaches them, since the scope is part of the key.
+its queries read, as the scope's tenant sees them, are unchanged: an append of that
+tenant's rows to any of them (or any change of a public one) makes it stale at once;
+other tenants' appends, and appends elsewhere, do not. Two viewers with the same scope
+share entries; a viewer of another scope never reaches them, since the scope is part of
+the key.
 """
 
 from __future__ import annotations

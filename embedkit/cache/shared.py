@@ -6,14 +6,16 @@ and ``set`` of bytes fits (Redis, Memcached, a database table): implement
 :class:`SharedCache` and pass it as ``EmbedKit(shared_cache=...)``.
 
 Keys are HMACs, under the store's own random key kept in its database file, of
-what the answer depends on (the compiled SQL, every bound value, the data versions
-read): a key reveals no tenant or query, and only processes over the same database
-file compute the same keys, so replicas share and other apps never collide. Values
-are Arrow IPC bytes of the rows with an HMAC in front; an altered value is a miss.
-A replica that has not seen an append still computes its keys from its own (older)
-versions and so can only read answers for those versions; the data versions in a
-database file move forward only. Replicas share answers when they open the same
-database file (or copies of it); an in-memory store has a key of its own.
+what the answer depends on (the compiled SQL, every bound value, the tenant's view
+of each dataset read: engines/versions.py): a key reveals no tenant or query, and
+only processes over the same database file compute the same keys, so replicas share
+and other apps never collide. Values are Arrow IPC bytes of the rows with an HMAC in
+front; an altered value is a miss. A replica that has not seen an append still
+computes its keys from its own (older) views and so can only read answers for
+those; a view names the same rows in every process, restarted or not, as long as
+replicas apply the same appends in the same order. Replicas share answers when they
+open the same database file (or copies of it); an in-memory store has a key of its
+own.
 """
 
 from __future__ import annotations

@@ -60,11 +60,11 @@ class Embedder:
         model: Callable[[], Any],
         run: Callable[[Query, Principal], QueryResult],
         now: Callable[[], datetime],
-        versions: Callable[[], Mapping[str, int]] = dict,
+        versions: Callable[[Any], Mapping[str, int]] = lambda tenant: {},
         response_bytes: int = 64 * 2**20,
     ) -> None:
         self._tokens = tokens
-        self.versions = versions
+        self.versions = versions  # tenant -> versions as it sees them (engines/versions.py)
         #: widget answers by scope, request and minute (see embedkit/cache/responses.py)
         self.responses = ResponseCache(response_bytes)
         self._sessions = Sessions(lambda: self.tokens)

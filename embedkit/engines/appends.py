@@ -9,10 +9,11 @@ once. Queries run on other cursors and see the data from before the commit or
 after it, never a part of a batch. Appends are serialised (one writer at a
 time), so ``unique`` is checked against every row committed before.
 
-The data version moves after the commit. A query reads the versions before it
-runs, so the version a result reports is never newer than the rows it saw:
-a cache keyed by version can hold a result that is fresher than its key, never
-one that is staler.
+The data version moves after the commit, and so do the views of the tenants
+whose rows were stored (engines/versions.py): other tenants' cached answers stay
+valid. A query reads the versions before it runs, so the version a result reports
+is never newer than the rows it saw: a cache keyed by version can hold a result
+that is fresher than its key, never one that is staler.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from embedkit.dataset import SQL
 from embedkit.engines import catalog
 from embedkit.engines.refresh import refresh_rollup
 from embedkit.engines.sql_datasets import materialisation
+from embedkit.engines.versions import advance, stored_tenants
 from embedkit.errors import BatchRejected, first_line
 from embedkit.trust.checks import TENANT, VIOLATIONS
 from embedkit.trust.contract import Contract
@@ -101,7 +103,8 @@ def append(
 
     Returns the batch report (with the newest ``time_column`` value stored per
     tenant) and the new data versions of every dataset that changed (``name`` and
-    the SQL datasets built on it). Raises BatchRejected,
+    the SQL datasets built on it). A replay (``replaying``) is an append of the
+    replayed rows. Raises BatchRejected,
     with nothing stored, when the batch does not fit or too many rows fail.
     """
     definition = store.definitions.get(name)
@@ -152,11 +155,10 @@ def append(
             ) from None
         finally:
             cur.close()
-        versions: dict[str, int] = {}
-        for dataset in (name, *changed):
-            store.versions[dataset] = store.versions.get(dataset, 0) + 1
-            versions[dataset] = store.versions[dataset]
-        return report, versions
+        # Only the tenants whose rows were stored see a change (engines/versions.py);
+        # rows of a public dataset are everyone's.
+        tenants = None if tenant_key is None else stored_tenants(report)
+        return report, advance(store, name, changed, tenants)
 
 
 def _write(

@@ -26,6 +26,7 @@ from embedkit.dataset import SQL, Dataset
 from embedkit.engines import catalog, shards
 from embedkit.engines.sources import fingerprint, read_source
 from embedkit.engines.sql_datasets import materialisation, read_datasets
+from embedkit.engines.versions import Views
 from embedkit.errors import DataLoadError, ExecutionError, ModelError, first_line
 from embedkit.trust.checks import Reference
 from embedkit.trust.contract import Contract, validate
@@ -108,6 +109,8 @@ class DuckDBStore:
         self._lock = threading.RLock()
         self._columns: dict[str, dict[str, str]] = {}
         self.versions: dict[str, int] = {}
+        #: what tenant-scoped answers depend on (see engines/versions.py)
+        self.views = Views()
         #: the definition each stored dataset was loaded from
         self.definitions: dict[str, Dataset] = {}
         #: the datasets each SQL dataset reads (rebuilt when one of them changes)
@@ -222,6 +225,7 @@ class DuckDBStore:
             self._columns[name] = {r[0]: r[1] for r in rows_desc.fetchall()}
             self.definitions[name] = dataset
             self.versions[name] = version
+            self.views.reset(name, version)
             return report
 
     def _prints(self, dataset: Dataset, known: Mapping[str, Dataset]) -> tuple[str | None, str]:
@@ -264,6 +268,7 @@ class DuckDBStore:
         self._columns[name] = {r[0]: r[1] for r in rows.fetchall()}
         self.definitions[name] = dataset
         self.versions[name] = version
+        self.views.reset(name, version)  # counts were in memory: a new epoch
         self.reopened.add(name)
         return BatchReport(name, "", "reopen", 0, 0, at=now)
 
@@ -372,6 +377,7 @@ class DuckDBStore:
             self.reads.pop(dataset, None)
             self._columns.pop(dataset, None)
             self.versions.pop(dataset, None)
+            self.views.forget(dataset)
             self.shards.pop(dataset, None)
 
     def close(self) -> None:

@@ -97,10 +97,15 @@ class PolarsEngine:
     Args:
         load: returns all stored rows of a dataset (the DuckDB store's ``arrow``);
             called on a dataset's first use and again when its data version changes.
+        versions: a dataset's whole data version (the store's ``versions.get``); without
+            it every query loads its datasets again.
     """
 
-    def __init__(self, load: Callable[[str], pa.Table]) -> None:
+    def __init__(
+        self, load: Callable[[str], pa.Table], *, versions: Callable[[str], int] | None = None
+    ) -> None:
         self._load = load
+        self._versions = versions
         self._frames: dict[str, tuple[int, pl.LazyFrame]] = {}
         self._lock = threading.Lock()
 
@@ -118,8 +123,11 @@ class PolarsEngine:
         if not isinstance(scoped, ScopedQuery):
             raise TypeError("the Polars engine runs only a ScopedQuery (see EmbedKit.query)")
         scoped.check()
-        versions = scoped.data_versions
-        return compile_plan(scoped, lambda name: self.frame(name, versions.get(name, 0)))
+        versions = self._versions
+        if versions is None:
+            return compile_plan(scoped, lambda name: _lazy(self._load(name)))
+        # A frame holds every tenant's rows: it is kept by the dataset's whole version.
+        return compile_plan(scoped, lambda name: self.frame(name, versions(name)))
 
     def run(self, scoped: ScopedQuery) -> pa.Table:
         """Compile and execute ``scoped``; the table DuckDB would return for it."""

@@ -130,7 +130,7 @@ class LiveStreams:
         embedder = self.routes.embedder
         minute = int(embedder.now().timestamp() // 60)
         key = (seen, name, "live", orjson.dumps(dict(params), option=orjson.OPT_SORT_KEYS), minute)
-        versions = embedder.versions()
+        versions = embedder.versions(grant.tenant)
         found = embedder.responses.get(key, versions)
         if found is not None:
             return found

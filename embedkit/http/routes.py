@@ -179,7 +179,7 @@ class Routes:
         # The query string is keyed as sent; it is parsed only when computing.
         minute = int(self.embedder.now().timestamp() // 60)
         key = (seen, widget, scope.get("query_string", b""), arrow, minute)
-        versions = self.embedder.versions()
+        versions = self.embedder.versions(grant.tenant)  # moved by this tenant's data only
         body = self.embedder.responses.get(key, versions)
         return DataLookup(wanted, grant, key, versions, arrow, body)
 

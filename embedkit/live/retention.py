@@ -30,6 +30,7 @@ from sqlglot import exp
 from embedkit.compile import stored_table
 from embedkit.engines.appends import rebuild_dependents
 from embedkit.engines.duckdb import DuckDBStore
+from embedkit.engines.versions import advance
 from embedkit.errors import Problem
 from embedkit.live.policy import Retention
 
@@ -173,8 +174,6 @@ def run_retention(
                 raise
         finally:
             cur.close()
-        versions = {}
-        for dataset in touched:
-            store.versions[dataset] = store.versions.get(dataset, 0) + 1
-            versions[dataset] = store.versions[dataset]
+        # Rows of every tenant may have been rewritten: every view moves.
+        versions = advance(store, name, changed, None) if rewritten else {}
     return removed, edge, versions
