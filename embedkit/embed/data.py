@@ -145,17 +145,24 @@ def rows_json(table: pa.Table, fields: Sequence[Field]) -> bytes:
         return b"[]"
     if table.num_rows < _COLUMNAR_FROM:
         return orjson.dumps(rows_of(table, fields))
-    frame = pl.from_arrow(table.select(list(dict.fromkeys(f.column for f in fields))))
-    assert isinstance(frame, pl.DataFrame)
+    frame = _frame(table, fields)
     if not all(_columnar(t) for t in frame.schema.values()):  # lists, durations, bytes...
         return orjson.dumps(rows_of(table, fields))
-    return columnar_json(table, fields)
+    return _written(frame, fields)
 
 
 def columnar_json(table: pa.Table, fields: Sequence[Field]) -> bytes:
     """:func:`rows_json` for any size, written by Polars from the Arrow columns."""
+    return _written(_frame(table, fields), fields)
+
+
+def _frame(table: pa.Table, fields: Sequence[Field]) -> pl.DataFrame:
     frame = pl.from_arrow(table.select(list(dict.fromkeys(f.column for f in fields))))
     assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _written(frame: pl.DataFrame, fields: Sequence[Field]) -> bytes:
     schema = frame.schema
     out = frame.select(_json_ready(pl.col(f.column), schema[f.column]).alias(f.key) for f in fields)
     return out.write_json().encode()

@@ -65,8 +65,7 @@ class Embedder:
     ) -> None:
         self._tokens = tokens
         self.versions = versions  # tenant -> versions as it sees them (engines/versions.py)
-        #: widget answers by scope, request and minute (see embedkit/cache/responses.py)
-        self.responses = ResponseCache(response_bytes)
+        self.responses = ResponseCache(response_bytes)  # widget answers: cache/responses.py
         self._sessions = Sessions(lambda: self.tokens)
         self.settings = settings
         self._model = model
